@@ -1,0 +1,702 @@
+//! Adapter from the union API ([`Overlay`]) to `fuser::Filesystem`.
+//!
+//! Every request gets exactly one reply; errors from the union API become
+//! their errno; nothing here panics on bad input.
+//!
+//! Open files: each FUSE file handle owns one descriptor of the real file
+//! (upper or lower). Where the kernel supports FUSE passthrough, the handle
+//! also holds a backing id so reads, writes and mmap go straight to the real
+//! file. All handles of one node share one backing file, as the kernel
+//! requires; an open that would need a different backing file (a file copied
+//! up while a lower descriptor is still open) is served without passthrough.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    AccessFlags, BackingId, BsdFileFlags, CopyFileRangeFlags, Errno as FErrno, FileAttr, FileHandle, FileType as FType,
+    Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags as FRename,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use rustix::fs::{FileType, OFlags, RenameFlags, Stat, Timestamps};
+use rustix::fs::Timespec as Timestamp;
+
+use crate::error::Error;
+use crate::overlay::{Creds, DirEntry, NewKind, Overlay};
+
+/// How long the kernel may cache names and attributes. Every change goes
+/// through this process, so the kernel's own invalidation on the requests it
+/// sends keeps the caches right; hard-linked files (several names, one
+/// inode) are not cached, since a change through one name must show on all.
+const TTL: Duration = Duration::from_secs(1);
+
+struct Handle {
+    fd: OwnedFd,
+    node: u64,
+    _backing: Option<Arc<BackingId>>,
+}
+
+/// The FUSE filesystem: the union plus open-file state.
+pub struct OverlayFs {
+    ov: Overlay,
+    files: Mutex<HashMap<u64, Arc<Handle>>>,
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    backings: Mutex<HashMap<u64, (bool, Weak<BackingId>)>>,
+    next_fh: AtomicU64,
+    passthrough: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn errno(e: &Error) -> FErrno {
+    FErrno::from_i32(e.errno().raw_os_error())
+}
+
+fn rerr(e: rustix::io::Errno) -> FErrno {
+    FErrno::from_i32(e.raw_os_error())
+}
+
+fn systime(sec: i64, nsec: i64) -> SystemTime {
+    if sec >= 0 {
+        UNIX_EPOCH + Duration::new(sec as u64, nsec as u32)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(sec.unsigned_abs()) + Duration::from_nanos(nsec as u64)
+    }
+}
+
+fn ftype(ft: FileType) -> FType {
+    match ft {
+        FileType::Directory => FType::Directory,
+        FileType::Symlink => FType::Symlink,
+        FileType::Fifo => FType::NamedPipe,
+        FileType::Socket => FType::Socket,
+        FileType::CharacterDevice => FType::CharDevice,
+        FileType::BlockDevice => FType::BlockDevice,
+        _ => FType::RegularFile,
+    }
+}
+
+/// Convert a stat of the real file into the attributes shown.
+fn attr(st: &Stat) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(st.st_ino),
+        size: st.st_size as u64,
+        blocks: st.st_blocks as u64,
+        atime: systime(st.st_atime, st.st_atime_nsec as i64),
+        mtime: systime(st.st_mtime, st.st_mtime_nsec as i64),
+        ctime: systime(st.st_ctime, st.st_ctime_nsec as i64),
+        crtime: UNIX_EPOCH,
+        kind: ftype(FileType::from_raw_mode(st.st_mode)),
+        perm: (st.st_mode & 0o7777) as u16,
+        nlink: st.st_nlink as u32,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev: st.st_rdev as u32,
+        blksize: st.st_blksize as u32,
+        flags: 0,
+    }
+}
+
+fn ttl_for(st: &Stat) -> Duration {
+    if FileType::from_raw_mode(st.st_mode) != FileType::Directory && st.st_nlink > 1 {
+        Duration::ZERO
+    } else {
+        TTL
+    }
+}
+
+fn timestamp(t: Option<TimeOrNow>) -> Timestamp {
+    match t {
+        None => Timestamp { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT as _ },
+        Some(TimeOrNow::Now) => Timestamp { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW as _ },
+        Some(TimeOrNow::SpecificTime(t)) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as _ },
+            Err(e) => {
+                let d = e.duration();
+                let mut sec = -(d.as_secs() as i64);
+                let mut nsec = d.subsec_nanos() as i64;
+                if nsec > 0 {
+                    sec -= 1;
+                    nsec = 1_000_000_000 - nsec;
+                }
+                Timestamp { tv_sec: sec, tv_nsec: nsec as _ }
+            }
+        },
+    }
+}
+
+fn oflags(flags: i32) -> OFlags {
+    OFlags::from_bits_retain(flags as u32)
+}
+
+impl OverlayFs {
+    /// Wrap a union for serving through FUSE.
+    pub fn new(ov: Overlay) -> OverlayFs {
+        OverlayFs {
+            ov,
+            files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            backings: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            passthrough: AtomicBool::new(false),
+        }
+    }
+
+    fn fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn file(&self, fh: FileHandle) -> Result<Arc<Handle>, FErrno> {
+        lock(&self.files).get(&fh.0).cloned().ok_or(FErrno::EBADF)
+    }
+
+    /// Pick the backing id for a new open of `node` whose real file is in the
+    /// upper layer (`upper`) or not. `None`: serve without passthrough.
+    fn backing_for(
+        &self,
+        node: u64,
+        upper: bool,
+        fd: &OwnedFd,
+        open: impl FnOnce(&OwnedFd) -> std::io::Result<BackingId>,
+    ) -> Option<Arc<BackingId>> {
+        if !self.passthrough.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut b = lock(&self.backings);
+        if let Some((was_upper, weak)) = b.get(&node) {
+            if let Some(live) = weak.upgrade() {
+                return if *was_upper == upper { Some(live) } else { None };
+            }
+        }
+        match open(fd) {
+            Ok(id) => {
+                let id = Arc::new(id);
+                b.insert(node, (upper, Arc::downgrade(&id)));
+                Some(id)
+            }
+            Err(e) => {
+                tracing::warn!("FUSE passthrough unavailable ({e}); serving file data in userspace");
+                self.passthrough.store(false, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn node_is_upper(&self, node: u64) -> bool {
+        // After an open for writing the node is in the upper; a read-only open
+        // of a lower file is not. The union decides; ask it through getattr's path.
+        self.ov.is_upper(node)
+    }
+
+    fn entry(&self, reply: ReplyEntry, r: Result<(u64, Stat), Error>) {
+        match r {
+            Ok((id, st)) => {
+                // fuser sends attr.ino as the node id: the union's node ids are
+                // the inode numbers it shows, so the two agree.
+                let mut a = attr(&st);
+                a.ino = INodeNo(id);
+                reply.entry_with_ttls(&ttl_for(&st), &ttl_for(&st), &a, Generation(0));
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+}
+
+impl Filesystem for OverlayFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        if std::env::var_os("STRATA_NO_PASSTHROUGH").is_none()
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok()
+        {
+            self.passthrough.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.entry(reply, self.ov.lookup(parent.0, name));
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.ov.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.ov.getattr(ino.0) {
+            Ok(st) => reply.attr(&ttl_for(&st), &attr(&st)),
+            Err(e) => {
+                // An unlinked file that is still open: its descriptor knows.
+                if let Some(h) = fh.and_then(|fh| self.file(fh).ok()) {
+                    match rustix::fs::fstat(&h.fd) {
+                        Ok(mut st) => {
+                            self.ov.fix_stat(h.node, &mut st);
+                            reply.attr(&Duration::ZERO, &attr(&st));
+                        }
+                        Err(e) => reply.error(rerr(e)),
+                    }
+                } else {
+                    reply.error(errno(&e));
+                }
+            }
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let times = if atime.is_some() || mtime.is_some() {
+            Some(Timestamps { last_access: timestamp(atime), last_modification: timestamp(mtime) })
+        } else {
+            None
+        };
+        let handle = fh.and_then(|fh| self.file(fh).ok());
+        // A truncate through a descriptor of an upper file needs no path at all
+        // (and works for open-but-unlinked files).
+        let fd = handle.as_ref().filter(|_| self.node_is_upper(ino.0)).map(|h| &h.fd);
+        match self.ov.setattr(ino.0, mode, uid, gid, size, times, fd) {
+            Ok(st) => reply.attr(&ttl_for(&st), &attr(&st)),
+            Err(e) => match (&handle, size) {
+                (Some(h), Some(sz)) if e.errno() == rustix::io::Errno::NOENT => {
+                    match rustix::fs::ftruncate(&h.fd, sz).and_then(|_| rustix::fs::fstat(&h.fd)) {
+                        Ok(mut st) => {
+                            self.ov.fix_stat(h.node, &mut st);
+                            reply.attr(&Duration::ZERO, &attr(&st));
+                        }
+                        Err(e) => reply.error(rerr(e)),
+                    }
+                }
+                _ => reply.error(errno(&e)),
+            },
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.ov.readlink(ino.0) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let ft = FileType::from_raw_mode(mode);
+        let kind = match ft {
+            FileType::RegularFile => NewKind::File(OFlags::RDONLY),
+            FileType::Fifo | FileType::Socket | FileType::CharacterDevice | FileType::BlockDevice => {
+                NewKind::Special(ft, rdev as u64)
+            }
+            _ => return reply.error(FErrno::EINVAL),
+        };
+        let creds = Creds { uid: req.uid(), gid: req.gid() };
+        let r = self.ov.create(parent.0, name, kind, mode & !umask & 0o7777, creds).map(|(id, st, _)| (id, st));
+        self.entry(reply, r);
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let creds = Creds { uid: req.uid(), gid: req.gid() };
+        let r = self.ov.create(parent.0, name, NewKind::Dir, mode & !umask & 0o7777, creds).map(|(id, st, _)| (id, st));
+        self.entry(reply, r);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.ov.remove(parent.0, name, false) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.ov.remove(parent.0, name, true) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
+        let creds = Creds { uid: req.uid(), gid: req.gid() };
+        let t = target.as_os_str().as_bytes();
+        let r = self.ov.create(parent.0, link_name, NewKind::Symlink(t), 0o777, creds).map(|(id, st, _)| (id, st));
+        self.entry(reply, r);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: FRename,
+        reply: ReplyEmpty,
+    ) {
+        let mut f = RenameFlags::empty();
+        if flags.contains(FRename::RENAME_NOREPLACE) {
+            f |= RenameFlags::NOREPLACE;
+        }
+        if flags.contains(FRename::RENAME_EXCHANGE) {
+            f |= RenameFlags::EXCHANGE;
+        }
+        if flags.contains(FRename::RENAME_WHITEOUT) {
+            return reply.error(FErrno::EINVAL);
+        }
+        match self.ov.rename(parent.0, name, newparent.0, newname, f) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let creds = Creds { uid: req.uid(), gid: req.gid() };
+        let r = self.ov.create(newparent.0, newname, NewKind::Link(ino.0), 0, creds).map(|(id, st, _)| (id, st));
+        self.entry(reply, r);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.ov.open(ino.0, oflags(flags.0)) {
+            Ok(fd) => {
+                let fh = self.fh();
+                let upper = self.node_is_upper(ino.0);
+                let backing = self.backing_for(ino.0, upper, &fd, |fd| reply.open_backing(fd));
+                let handle = Arc::new(Handle { fd, node: ino.0, _backing: backing.clone() });
+                lock(&self.files).insert(fh, handle);
+                match backing {
+                    Some(b) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b),
+                    None if self.passthrough.load(Ordering::Relaxed) => {
+                        reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO)
+                    }
+                    None => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                }
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let creds = Creds { uid: req.uid(), gid: req.gid() };
+        match self.ov.create(parent.0, name, NewKind::File(oflags(flags)), mode & !umask & 0o7777, creds) {
+            Ok((id, st, Some(fd))) => {
+                let fh = self.fh();
+                let backing = self.backing_for(id, true, &fd, |fd| reply.open_backing(fd));
+                lock(&self.files).insert(fh, Arc::new(Handle { fd, node: id, _backing: backing.clone() }));
+                let mut a = attr(&st);
+                a.ino = INodeNo(id);
+                match backing {
+                    Some(b) => reply.created_passthrough(&ttl_for(&st), &a, Generation(0), FileHandle(fh), FopenFlags::empty(), &b),
+                    None => reply.created(&ttl_for(&st), &a, Generation(0), FileHandle(fh), FopenFlags::empty()),
+                }
+            }
+            Ok((_, _, None)) => reply.error(FErrno::EIO),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let h = match self.file(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let mut buf = vec![0u8; size as usize];
+        let mut got = 0usize;
+        while got < buf.len() {
+            match rustix::io::pread(&h.fd, &mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return reply.error(rerr(e)),
+            }
+        }
+        reply.data(&buf[..got]);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let h = match self.file(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let mut done = 0usize;
+        while done < data.len() {
+            match rustix::io::pwrite(&h.fd, &data[done..], offset + done as u64) {
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return reply.error(rerr(e)),
+            }
+        }
+        reply.written(done as u32);
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        lock(&self.files).remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        let h = match self.file(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let r = if datasync { rustix::fs::fdatasync(&h.fd) } else { rustix::fs::fsync(&h.fd) };
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(rerr(e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.ov.readdir(ino.0) {
+            Ok(entries) => {
+                let fh = self.fh();
+                lock(&self.dirs).insert(fh, Arc::new(entries));
+                reply.opened(FileHandle(fh), FopenFlags::empty());
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let entries = match lock(&self.dirs).get(&fh.0).cloned() {
+            Some(e) => e,
+            None => return reply.error(FErrno::EBADF),
+        };
+        let mut off = offset;
+        if off == 0 {
+            if reply.add(ino, 1, FType::Directory, ".") {
+                return reply.ok();
+            }
+            off = 1;
+        }
+        if off == 1 {
+            if reply.add(INodeNo(1), 2, FType::Directory, "..") {
+                return reply.ok();
+            }
+            off = 2;
+        }
+        for (i, e) in entries.iter().enumerate().skip((off - 2) as usize) {
+            if reply.add(INodeNo(e.ino), i as u64 + 3, ftype(e.kind), OsStr::from_bytes(&e.name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        lock(&self.dirs).remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.ov.statfs() {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                s.f_namemax as u32,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let f = rustix::fs::XattrFlags::from_bits_retain(flags as u32);
+        match self.ov.setxattr(ino.0, name, value, f) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.ov.getxattr(ino.0, name) {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() > size as usize => reply.error(FErrno::ERANGE),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.ov.listxattr(ino.0) {
+            Ok(names) => {
+                let mut buf = Vec::new();
+                for n in names {
+                    buf.extend_from_slice(&n);
+                    buf.push(0);
+                }
+                if size == 0 {
+                    reply.size(buf.len() as u32)
+                } else if buf.len() > size as usize {
+                    reply.error(FErrno::ERANGE)
+                } else {
+                    reply.data(&buf)
+                }
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.ov.removexattr(ino.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let h = match self.file(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let m = rustix::fs::FallocateFlags::from_bits_retain(mode as u32);
+        match rustix::fs::fallocate(&h.fd, m, offset, length) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(rerr(e)),
+        }
+    }
+
+    fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+        let h = match self.file(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let pos = match whence {
+            libc::SEEK_SET => rustix::fs::SeekFrom::Start(offset as u64),
+            libc::SEEK_DATA => rustix::fs::SeekFrom::Data(offset as u64),
+            libc::SEEK_HOLE => rustix::fs::SeekFrom::Hole(offset as u64),
+            libc::SEEK_END => rustix::fs::SeekFrom::End(offset),
+            _ => return reply.error(FErrno::EINVAL),
+        };
+        match rustix::fs::seek(&h.fd, pos) {
+            Ok(o) => reply.offset(o as i64),
+            Err(e) => reply.error(rerr(e)),
+        }
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let (a, b) = match (self.file(fh_in), self.file(fh_out)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+        };
+        let mut oi = offset_in;
+        let mut oo = offset_out;
+        let n = len.min(u32::MAX as u64 & !0xfff) as usize;
+        match rustix::fs::copy_file_range(&a.fd, Some(&mut oi), &b.fd, Some(&mut oo), n) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(rerr(e)),
+        }
+    }
+}

@@ -1,0 +1,1154 @@
+//! The union: a typed API over N lower layers and an optional upper layer.
+//!
+//! Nodes are identified by a node id (the FUSE node id) that names a path in
+//! the merged tree. Each node remembers where it lives: whether the upper has
+//! it, and for directories every lower directory merged into it (with its
+//! path in that layer, which differs from the merged path after a redirect).
+//!
+//! Locking: `ns` (namespace lock) is taken for reading by lookups and
+//! readdir, and for writing by every operation that changes the upper layer's
+//! namespace (create, unlink, rename, copy-up). `table` guards the node table
+//! and is only ever held briefly, never across a syscall on a layer, and
+//! always after `ns`.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, Timestamps};
+use rustix::io::Errno;
+
+use crate::copy_up;
+use crate::error::{Context, Error, Result};
+use crate::ino::InoMap;
+use crate::layer::{self, is_private_xattr, join, Layer, Probe, WH_OPAQUE, WH_PREFIX};
+
+/// Node id of the mount root.
+pub const ROOT: u64 = 1;
+
+/// Where the layers are.
+#[derive(Debug, Clone, Default)]
+pub struct OverlayConfig {
+    /// Lower layers, top first.
+    pub lowers: Vec<PathBuf>,
+    /// Upper layer; `None` for a read-only mount.
+    pub upper: Option<PathBuf>,
+    /// Work directory, on the upper's filesystem.
+    pub work: Option<PathBuf>,
+}
+
+/// A directory of a lower layer merged into a node (or a lower non-directory's source).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LowerRef {
+    /// Index into the lower layers (0 = top).
+    pub layer: usize,
+    /// Path inside that layer.
+    pub path: Vec<u8>,
+}
+
+/// One node of the merged tree. Its id is the inode number users see (the
+/// FUSE protocol ties the two), so hard links are one node with several names.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Parent node id of the primary name (the root is its own parent).
+    pub parent: u64,
+    /// Primary name in the parent.
+    pub name: Vec<u8>,
+    /// Further names (hard links) as (parent, name).
+    pub aliases: Vec<(u64, Vec<u8>)>,
+    /// Kernel lookup count.
+    lookups: u64,
+    /// Directory or not.
+    pub is_dir: bool,
+    /// The upper layer holds this node at its merged path.
+    pub upper: bool,
+    /// Lower directories merged into this directory, top first; for a
+    /// lower-only non-directory, its single source.
+    pub lowers: Vec<LowerRef>,
+    /// Inode number shown to users.
+    pub st_ino: u64,
+    /// Unlinked (or renamed over) while the kernel still references it.
+    pub unlinked: bool,
+}
+
+/// A directory entry as merged from all layers.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    /// Name.
+    pub name: Vec<u8>,
+    /// File type.
+    pub kind: FileType,
+    /// Inode number as the layer reports it, mapped to the mount's numbering.
+    pub ino: u64,
+}
+
+/// What to create.
+#[derive(Debug)]
+pub enum NewKind<'a> {
+    /// A regular file, opened with these flags.
+    File(OFlags),
+    /// A directory.
+    Dir,
+    /// A fifo, socket or device node.
+    Special(FileType, u64),
+    /// A symbolic link.
+    Symlink(&'a [u8]),
+    /// A hard link to an existing node.
+    Link(u64),
+}
+
+/// Who creates, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Creds {
+    /// fsuid of the caller.
+    pub uid: u32,
+    /// fsgid of the caller.
+    pub gid: u32,
+}
+
+struct NodeTable {
+    nodes: HashMap<u64, Node>,
+    children: HashMap<(u64, Vec<u8>), u64>,
+}
+
+impl NodeTable {
+    fn get(&self, id: u64) -> Result<&Node> {
+        self.nodes.get(&id).ok_or(Error::errno_only("stale node", Errno::STALE))
+    }
+
+    fn path(&self, id: u64) -> Result<Vec<u8>> {
+        let mut names: Vec<&[u8]> = Vec::new();
+        let mut cur = id;
+        while cur != ROOT {
+            let n = self.get(cur)?;
+            names.push(&n.name);
+            cur = n.parent;
+        }
+        let mut p = Vec::new();
+        for name in names.iter().rev() {
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(name);
+        }
+        Ok(p)
+    }
+
+    /// Remove the name (parent, name) of node `id`; the node is marked
+    /// unlinked when it has no name left.
+    fn detach(&mut self, id: u64, parent: u64, name: &[u8]) {
+        let key = (parent, name.to_vec());
+        if self.children.get(&key) == Some(&id) {
+            self.children.remove(&key);
+        }
+        if let Some(n) = self.nodes.get_mut(&id) {
+            if n.parent == parent && n.name == name {
+                if let Some((p, nm)) = n.aliases.pop() {
+                    n.parent = p;
+                    n.name = nm;
+                } else {
+                    n.unlinked = true;
+                }
+            } else {
+                n.aliases.retain(|(p, nm)| !(*p == parent && nm == name));
+            }
+        }
+    }
+
+    /// Give node `id` the name (parent, name) in addition to what it has.
+    fn attach(&mut self, id: u64, parent: u64, name: &[u8]) {
+        if let Some(n) = self.nodes.get_mut(&id) {
+            if n.unlinked {
+                n.parent = parent;
+                n.name = name.to_vec();
+                n.unlinked = false;
+            } else if !(n.parent == parent && n.name == name) && !n.aliases.iter().any(|(p, nm)| *p == parent && nm == name) {
+                n.aliases.push((parent, name.to_vec()));
+            }
+        }
+        self.children.insert((parent, name.to_vec()), id);
+    }
+
+    /// Forget a node entirely: all its names leave the name map.
+    fn remove(&mut self, id: u64) {
+        if let Some(n) = self.nodes.remove(&id) {
+            for key in std::iter::once((n.parent, n.name)).chain(n.aliases) {
+                if self.children.get(&key) == Some(&id) {
+                    self.children.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// The node id for an inode number: the number itself, except that 1 belongs
+/// to the mount root in FUSE.
+fn node_id(st_ino: u64) -> u64 {
+    if st_ino == ROOT {
+        u64::MAX - 1
+    } else {
+        st_ino
+    }
+}
+
+/// The upper layer and its work directory.
+#[derive(Debug)]
+pub struct Upper {
+    /// The upper layer.
+    pub layer: Layer,
+    /// The work directory (same filesystem as the upper).
+    pub work: Layer,
+}
+
+/// A union mount's state.
+pub struct Overlay {
+    lowers: Vec<Layer>,
+    upper: Option<Upper>,
+    table: Mutex<NodeTable>,
+    ns: RwLock<()>,
+    inos: InoMap,
+    tmp_seq: AtomicU64,
+}
+
+/// Result of resolving a name.
+struct Resolved {
+    is_dir: bool,
+    upper: bool,
+    lowers: Vec<LowerRef>,
+    st_ino: u64,
+}
+
+impl Overlay {
+    /// Open the layers and check the configuration.
+    ///
+    /// Fails for no lowers, missing or unreadable layers, an upper without a
+    /// workdir, or an upper and workdir on different filesystems.
+    pub fn new(cfg: &OverlayConfig) -> Result<Overlay> {
+        if cfg.lowers.is_empty() {
+            return Err(Error::Config("no lowerdir given".into()));
+        }
+        let lowers = cfg
+            .lowers
+            .iter()
+            .map(|p| Layer::open(p, true))
+            .collect::<Result<Vec<_>>>()?;
+        let upper = match (&cfg.upper, &cfg.work) {
+            (Some(u), Some(w)) => {
+                let layer = Layer::open(u, false)?;
+                let work = Layer::open(w, false)?;
+                if layer.dev != work.dev {
+                    return Err(Error::Config(format!(
+                        "upperdir {} and workdir {} are on different filesystems",
+                        u.display(),
+                        w.display()
+                    )));
+                }
+                if layer.root.starts_with(&work.root) || work.root.starts_with(&layer.root) {
+                    return Err(Error::Config("upperdir and workdir must not contain each other".into()));
+                }
+                Some(Upper { layer, work })
+            }
+            (Some(_), None) => return Err(Error::Config("upperdir given without workdir".into())),
+            (None, Some(_)) => return Err(Error::Config("workdir given without upperdir".into())),
+            (None, None) => None,
+        };
+        let devs = upper
+            .iter()
+            .map(|u| u.layer.dev)
+            .chain(lowers.iter().map(|l| l.dev))
+            .collect::<Vec<_>>();
+        let inos = InoMap::new(devs);
+        let ov = Overlay {
+            lowers,
+            upper,
+            table: Mutex::new(NodeTable { nodes: HashMap::new(), children: HashMap::new() }),
+            ns: RwLock::new(()),
+            inos,
+            tmp_seq: AtomicU64::new(0),
+        };
+        if let Some(u) = &ov.upper {
+            copy_up::clean_work_dir(&u.work)?;
+        }
+        let root = ov.resolve_root()?;
+        ov.table().nodes.insert(
+            ROOT,
+            Node {
+                parent: ROOT,
+                name: Vec::new(),
+                aliases: Vec::new(),
+                lookups: 1,
+                is_dir: true,
+                upper: root.upper,
+                lowers: root.lowers,
+                st_ino: root.st_ino,
+                unlinked: false,
+            },
+        );
+        Ok(ov)
+    }
+
+    /// The layer directories, for checks by callers (mountpoint placement).
+    pub fn layer_roots(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self.lowers.iter().map(|l| l.root.clone()).collect();
+        if let Some(u) = &self.upper {
+            v.push(u.layer.root.clone());
+            v.push(u.work.root.clone());
+        }
+        v
+    }
+
+    /// Whether the mount is read-only (no upper layer).
+    pub fn read_only(&self) -> bool {
+        self.upper.is_none()
+    }
+
+    fn table(&self) -> MutexGuard<'_, NodeTable> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn upper(&self) -> Result<&Upper> {
+        self.upper.as_ref().ok_or(Error::errno_only("read-only mount", Errno::ROFS))
+    }
+
+    fn resolve_root(&self) -> Result<Resolved> {
+        let mut lowers = Vec::new();
+        let mut upper = false;
+        let mut opaque = false;
+        let mut st_ino = None;
+        if let Some(u) = &self.upper {
+            upper = true;
+            opaque = u.layer.is_opaque(b"")?;
+            let st = u.layer.stat(b"").ctx("stat upper root")?;
+            st_ino = Some(self.inos.map(st.st_dev, st.st_ino));
+        }
+        if !opaque {
+            for (i, l) in self.lowers.iter().enumerate() {
+                lowers.push(LowerRef { layer: i, path: Vec::new() });
+                if l.is_opaque(b"")? {
+                    break;
+                }
+            }
+        }
+        if let Some(first) = lowers.first() {
+            let st = self.lowers[first.layer].stat(b"").ctx("stat lower root")?;
+            st_ino = Some(self.inos.map(st.st_dev, st.st_ino));
+        }
+        Ok(Resolved { is_dir: true, upper, lowers, st_ino: st_ino.unwrap_or(ROOT) })
+    }
+
+    /// Resolve `name` in the directory `parent` (already known) across all layers.
+    fn resolve(&self, parent: &Node, parent_path: &[u8], name: &[u8]) -> Result<Option<Resolved>> {
+        let path = join(parent_path, name);
+        let mut upper_dir: Option<Stat> = None;
+        let mut redirect: Option<Vec<u8>> = None;
+        if parent.upper {
+            if let Some(u) = &self.upper {
+                match u.layer.probe(&path)? {
+                    Probe::Missing => {}
+                    Probe::Whiteout => return Ok(None),
+                    Probe::NonDir(st) => {
+                        let st_ino = self.upper_ino(&path, &st)?;
+                        return Ok(Some(Resolved { is_dir: false, upper: true, lowers: Vec::new(), st_ino }));
+                    }
+                    Probe::Dir { stat, opaque, redirect: r } => {
+                        if opaque {
+                            let st_ino = self.upper_ino(&path, &stat)?;
+                            return Ok(Some(Resolved { is_dir: true, upper: true, lowers: Vec::new(), st_ino }));
+                        }
+                        upper_dir = Some(*stat);
+                        redirect = r;
+                    }
+                }
+            }
+        }
+        let mut lowers: Vec<LowerRef> = Vec::new();
+        let mut first_lower: Option<Stat> = None;
+        let mut nondir: Option<(usize, Vec<u8>, Stat)> = None;
+        let mut next_parent = 0usize;
+        let mut next_abs = 0usize;
+        loop {
+            let (li, lpath) = if let Some(r) = &redirect {
+                if next_abs >= self.lowers.len() {
+                    break;
+                }
+                next_abs += 1;
+                (next_abs - 1, r.clone())
+            } else {
+                let Some(pl) = parent.lowers.get(next_parent) else { break };
+                if pl.layer >= self.lowers.len() || (!parent.is_dir) {
+                    break;
+                }
+                next_parent += 1;
+                (pl.layer, join(&pl.path, name))
+            };
+            match self.lowers[li].probe(&lpath)? {
+                Probe::Missing => continue,
+                Probe::Whiteout => break,
+                Probe::NonDir(st) => {
+                    if upper_dir.is_none() && lowers.is_empty() {
+                        nondir = Some((li, lpath, *st));
+                    }
+                    break;
+                }
+                Probe::Dir { stat, opaque, redirect: r } => {
+                    if first_lower.is_none() {
+                        first_lower = Some(*stat);
+                    }
+                    lowers.push(LowerRef { layer: li, path: lpath });
+                    if opaque {
+                        break;
+                    }
+                    if let Some(r) = r {
+                        redirect = Some(r);
+                        next_abs = li + 1;
+                    }
+                }
+            }
+        }
+        if let Some(ust) = upper_dir {
+            let st_ino = match self.upper_saved_ino(&path)? {
+                Some(i) => i,
+                None => match &first_lower {
+                    Some(l) => self.inos.map(l.st_dev, l.st_ino),
+                    None => self.inos.map(ust.st_dev, ust.st_ino),
+                },
+            };
+            return Ok(Some(Resolved { is_dir: true, upper: true, lowers, st_ino }));
+        }
+        if let Some(l) = first_lower {
+            return Ok(Some(Resolved { is_dir: true, upper: false, lowers, st_ino: self.inos.map(l.st_dev, l.st_ino) }));
+        }
+        if let Some((li, lpath, st)) = nondir {
+            return Ok(Some(Resolved {
+                is_dir: false,
+                upper: false,
+                lowers: vec![LowerRef { layer: li, path: lpath }],
+                st_ino: self.inos.map(st.st_dev, st.st_ino),
+            }));
+        }
+        Ok(None)
+    }
+
+    fn upper_saved_ino(&self, path: &[u8]) -> Result<Option<u64>> {
+        let u = self.upper()?;
+        let v = u.layer.get_xattr(path, layer::XATTR_INO).ctx("read saved inode number")?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok()).map(u64::from_le_bytes))
+    }
+
+    fn upper_ino(&self, path: &[u8], st: &Stat) -> Result<u64> {
+        Ok(match self.upper_saved_ino(path)? {
+            Some(i) => i,
+            None => self.inos.map(st.st_dev, st.st_ino),
+        })
+    }
+
+    /// Whether any lower layer below the upper has something (not a whiteout) at
+    /// `name` in `parent`: deleting or renaming away that name must leave a whiteout.
+    fn lower_positive(&self, parent: &Node, name: &[u8]) -> Result<bool> {
+        for pl in &parent.lowers {
+            match self.lowers[pl.layer].probe(&join(&pl.path, name))? {
+                Probe::Missing => continue,
+                Probe::Whiteout => return Ok(false),
+                Probe::NonDir(_) | Probe::Dir { .. } => return Ok(true),
+            }
+        }
+        Ok(false)
+    }
+
+    fn insert_node(&self, parent: u64, name: &[u8], r: Resolved) -> (u64, Node) {
+        let mut t = self.table();
+        let id = node_id(r.st_ino);
+        let fresh = match t.nodes.get(&id) {
+            Some(n) => n.unlinked || n.is_dir != r.is_dir,
+            None => true,
+        };
+        if fresh {
+            let lookups = t.nodes.get(&id).map_or(0, |n| n.lookups);
+            t.remove(id);
+            t.nodes.insert(
+                id,
+                Node {
+                    parent,
+                    name: name.to_vec(),
+                    aliases: Vec::new(),
+                    lookups,
+                    is_dir: r.is_dir,
+                    upper: r.upper,
+                    lowers: r.lowers,
+                    st_ino: r.st_ino,
+                    unlinked: false,
+                },
+            );
+        } else if let Some(n) = t.nodes.get_mut(&id) {
+            // Another name of a known inode; it may have been copied up since.
+            n.upper |= r.upper;
+        }
+        t.attach(id, parent, name);
+        let n = t.nodes.get_mut(&id).expect("just inserted");
+        n.lookups += 1;
+        (id, n.clone())
+    }
+
+    /// Look a name up; on success the node's lookup count grows by one.
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<(u64, Stat)> {
+        let _ns = self.ns.read().unwrap_or_else(|e| e.into_inner());
+        self.lookup_locked(parent, name.as_bytes())
+    }
+
+    fn lookup_locked(&self, parent: u64, name: &[u8]) -> Result<(u64, Stat)> {
+        let (pnode, ppath, cached) = {
+            let mut t = self.table();
+            let pnode = t.get(parent)?.clone();
+            if !pnode.is_dir {
+                return Err(Error::errno_only("lookup", Errno::NOTDIR));
+            }
+            let ppath = t.path(parent)?;
+            let cached = t.children.get(&(parent, name.to_vec())).copied();
+            if let Some(id) = cached {
+                let n = t.nodes.get_mut(&id).expect("child map points at a live node");
+                n.lookups += 1;
+            }
+            (pnode, ppath, cached)
+        };
+        if let Some(id) = cached {
+            return match self.getattr(id) {
+                Ok(st) => Ok((id, st)),
+                Err(e) => {
+                    self.forget(id, 1);
+                    Err(e)
+                }
+            };
+        }
+        let r = self
+            .resolve(&pnode, &ppath, name)?
+            .ok_or(Error::errno_only("lookup", Errno::NOENT))?;
+        let (id, node) = self.insert_node(parent, name, r);
+        let st = self.stat_node(&node, &join(&ppath, name));
+        match st {
+            Ok(st) => Ok((id, st)),
+            Err(e) => {
+                self.forget(id, 1);
+                Err(e)
+            }
+        }
+    }
+
+    /// Drop `n` lookups of a node; the node is freed when none remain.
+    pub fn forget(&self, id: u64, n: u64) {
+        if id == ROOT {
+            return;
+        }
+        let mut t = self.table();
+        let gone = match t.nodes.get_mut(&id) {
+            Some(node) => {
+                node.lookups = node.lookups.saturating_sub(n);
+                node.lookups == 0
+            }
+            None => false,
+        };
+        if gone {
+            t.remove(id);
+        }
+    }
+
+    /// Number of nodes currently held (for tests of resource bounds).
+    pub fn node_count(&self) -> usize {
+        self.table().nodes.len()
+    }
+
+    fn snapshot(&self, id: u64) -> Result<(Node, Vec<u8>)> {
+        let t = self.table();
+        Ok((t.get(id)?.clone(), t.path(id)?))
+    }
+
+    /// Attributes of a node.
+    pub fn getattr(&self, id: u64) -> Result<Stat> {
+        let (node, path) = self.snapshot(id)?;
+        if node.unlinked {
+            return Err(Error::errno_only("getattr of unlinked node", Errno::NOENT));
+        }
+        self.stat_node(&node, &path)
+    }
+
+    fn stat_node(&self, node: &Node, path: &[u8]) -> Result<Stat> {
+        let mut st = if node.upper {
+            self.upper()?.layer.stat(path).ctx("stat upper")?
+        } else {
+            let l = node.lowers.first().ok_or(Error::errno_only("stat", Errno::NOENT))?;
+            self.lowers[l.layer].stat(&l.path).ctx("stat lower")?
+        };
+        st.st_ino = node.st_ino;
+        if node.is_dir && (node.upper as usize + node.lowers.len()) > 1 {
+            st.st_nlink = 1;
+        }
+        Ok(st)
+    }
+
+    /// Whether a node's data lives in the upper layer now.
+    pub fn is_upper(&self, id: u64) -> bool {
+        self.table().nodes.get(&id).is_some_and(|n| n.upper)
+    }
+
+    /// Fix up a stat taken from an open descriptor of a node.
+    pub fn fix_stat(&self, id: u64, st: &mut Stat) {
+        if let Ok(n) = self.table().get(id) {
+            st.st_ino = n.st_ino;
+        }
+    }
+
+    /// Read a symlink.
+    pub fn readlink(&self, id: u64) -> Result<Vec<u8>> {
+        let (node, path) = self.snapshot(id)?;
+        let (layer, p) = self.real(&node, &path)?;
+        let t = rustix::fs::readlinkat(&layer.fd, layer::at(&p), Vec::new()).ctx("readlink")?;
+        Ok(t.into_bytes())
+    }
+
+    /// The layer and path holding a node's data now.
+    fn real<'a>(&'a self, node: &Node, path: &[u8]) -> Result<(&'a Layer, Vec<u8>)> {
+        if node.upper {
+            Ok((&self.upper()?.layer, path.to_vec()))
+        } else {
+            let l = node.lowers.first().ok_or(Error::errno_only("lookup", Errno::NOENT))?;
+            Ok((&self.lowers[l.layer], l.path.clone()))
+        }
+    }
+
+    /// The merged entries of a directory (without `.` and `..`).
+    pub fn readdir(&self, id: u64) -> Result<Vec<DirEntry>> {
+        let _ns = self.ns.read().unwrap_or_else(|e| e.into_inner());
+        self.readdir_locked(id)
+    }
+
+    fn readdir_locked(&self, id: u64) -> Result<Vec<DirEntry>> {
+        let (node, path) = self.snapshot(id)?;
+        if !node.is_dir {
+            return Err(Error::errno_only("readdir", Errno::NOTDIR));
+        }
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut out = Vec::new();
+        let mut layers: Vec<(&Layer, Vec<u8>)> = Vec::new();
+        if node.upper {
+            layers.push((&self.upper()?.layer, path.clone()));
+        }
+        for l in &node.lowers {
+            layers.push((&self.lowers[l.layer], l.path.clone()));
+        }
+        for (layer, p) in layers {
+            let dirfd = layer.open_dir(&p).ctx("open directory")?;
+            let names = layer::dir_names(&dirfd).ctx("read directory")?;
+            let mut hidden_here: Vec<Vec<u8>> = Vec::new();
+            for (name, ino, ft) in names {
+                if seen.contains(&name) {
+                    continue;
+                }
+                if layer.lower && name.starts_with(WH_PREFIX) {
+                    if name.as_slice() != WH_OPAQUE {
+                        hidden_here.push(name[WH_PREFIX.len()..].to_vec());
+                    }
+                    continue;
+                }
+                let mut ft = ft;
+                if ft == FileType::CharacterDevice || ft == FileType::Unknown {
+                    let st = rustix::fs::statat(&dirfd, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
+                        .ctx("stat entry")?;
+                    if layer::is_whiteout(&st) {
+                        hidden_here.push(name);
+                        continue;
+                    }
+                    ft = FileType::from_raw_mode(st.st_mode);
+                }
+                seen.insert(name.clone());
+                out.push(DirEntry { name, kind: ft, ino: self.inos.map(layer.dev, ino) });
+            }
+            seen.extend(hidden_here);
+        }
+        Ok(out)
+    }
+
+    fn tmp_name(&self) -> Vec<u8> {
+        let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        format!("#strata.{}.{}", std::process::id(), n).into_bytes()
+    }
+
+    /// Make sure a node exists in the upper layer (copying it and its parents up).
+    ///
+    /// Caller holds `ns` for writing.
+    fn copy_up(&self, id: u64, with_data: bool) -> Result<()> {
+        let (node, path) = self.snapshot(id)?;
+        if node.upper {
+            return Ok(());
+        }
+        if node.unlinked {
+            return Err(Error::errno_only("copy-up of unlinked node", Errno::NOENT));
+        }
+        self.copy_up(node.parent, true)?;
+        let u = self.upper()?;
+        let src = node.lowers.first().ok_or(Error::errno_only("copy-up", Errno::NOENT))?;
+        let tmp = self.tmp_name();
+        copy_up::copy_up(&self.lowers[src.layer], &src.path, u, &tmp, &path, node.st_ino, with_data)?;
+        let mut t = self.table();
+        if let Some(n) = t.nodes.get_mut(&id) {
+            n.upper = true;
+            if !n.is_dir {
+                n.lowers.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy a node up for writing (open for write, truncate…). `truncating`
+    /// skips the data copy when the caller is about to truncate to zero.
+    pub fn copy_up_for_write(&self, id: u64, truncating: bool) -> Result<()> {
+        self.upper()?;
+        let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
+        self.copy_up(id, !truncating)
+    }
+
+    /// Open a node's file; write access copies it up first. The caller owns the descriptor.
+    pub fn open(&self, id: u64, flags: OFlags) -> Result<OwnedFd> {
+        let acc = flags & (OFlags::RDONLY | OFlags::WRONLY | OFlags::RDWR);
+        let writing = acc.contains(OFlags::WRONLY) || acc.contains(OFlags::RDWR) || flags.contains(OFlags::TRUNC);
+        if writing {
+            self.copy_up_for_write(id, flags.contains(OFlags::TRUNC))?;
+        }
+        let (node, path) = self.snapshot(id)?;
+        let (layer, p) = self.real(&node, &path)?;
+        let keep = OFlags::RDONLY
+            | OFlags::WRONLY
+            | OFlags::RDWR
+            | OFlags::APPEND
+            | OFlags::TRUNC
+            | OFlags::NONBLOCK
+            | OFlags::SYNC
+            | OFlags::DSYNC
+            | OFlags::NOATIME
+            | OFlags::DIRECTORY
+            | OFlags::LARGEFILE;
+        let mut f = flags & keep;
+        if !node.upper && f.contains(OFlags::NOATIME) {
+            f.remove(OFlags::NOATIME);
+        }
+        layer.open_beneath(&p, f, Mode::empty()).ctx("open")
+    }
+
+    fn check_absent(&self, pnode: &Node, ppath: &[u8], name: &[u8]) -> Result<()> {
+        if self.resolve(pnode, ppath, name)?.is_some() {
+            return Err(Error::errno_only("create", Errno::EXIST));
+        }
+        Ok(())
+    }
+
+    /// Create a new object; returns its node id, attributes and, for files, an open descriptor.
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        kind: NewKind<'_>,
+        mode: u32,
+        creds: Creds,
+    ) -> Result<(u64, Stat, Option<OwnedFd>)> {
+        let name = name.as_bytes();
+        let u = self.upper()?;
+        let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
+        let (pnode, ppath) = self.snapshot(parent)?;
+        if !pnode.is_dir {
+            return Err(Error::errno_only("create", Errno::NOTDIR));
+        }
+        if pnode.unlinked {
+            return Err(Error::errno_only("create in removed directory", Errno::NOENT));
+        }
+        self.check_absent(&pnode, &ppath, name)?;
+        self.copy_up(parent, true)?;
+        let pst = u.layer.stat(&ppath).ctx("stat parent")?;
+        let gid = if pst.st_mode & 0o2000 != 0 { pst.st_gid } else { creds.gid };
+        let mut perm = mode & 0o7777;
+        if matches!(kind, NewKind::Dir) && pst.st_mode & 0o2000 != 0 {
+            perm |= 0o2000;
+        }
+        let path = join(&ppath, name);
+        let over_whiteout = matches!(u.layer.stat(&path), Ok(st) if layer::is_whiteout(&st));
+        let mut src_ino = None;
+        let mut link_src = None;
+        if let NewKind::Link(src) = kind {
+            self.copy_up(src, true)?;
+            let (snode, spath) = self.snapshot(src)?;
+            if snode.is_dir {
+                return Err(Error::errno_only("link", Errno::PERM));
+            }
+            src_ino = Some(snode.st_ino);
+            link_src = Some(spath);
+        }
+        // Objects are built in the work directory when they replace a whiteout
+        // (so they appear atomically, already opaque), else directly in place.
+        let (dir, target): (&Layer, Vec<u8>) =
+            if over_whiteout { (&u.work, self.tmp_name()) } else { (&u.layer, path.clone()) };
+        let tgt = layer::at(&target);
+        let mut fd = None;
+        match kind {
+            NewKind::File(flags) => {
+                let f = (flags & (OFlags::RDONLY | OFlags::WRONLY | OFlags::RDWR | OFlags::APPEND | OFlags::NONBLOCK))
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::CLOEXEC;
+                fd = Some(rustix::fs::openat(&dir.fd, tgt, f, Mode::from_raw_mode(perm)).ctx("create")?);
+            }
+            NewKind::Dir => rustix::fs::mkdirat(&dir.fd, tgt, Mode::from_raw_mode(perm)).ctx("mkdir")?,
+            NewKind::Special(ft, rdev) => {
+                rustix::fs::mknodat(&dir.fd, tgt, ft, Mode::from_raw_mode(perm), rdev).ctx("mknod")?
+            }
+            NewKind::Symlink(t) => rustix::fs::symlinkat(OsStr::from_bytes(t), &dir.fd, tgt).ctx("symlink")?,
+            NewKind::Link(_) => {
+                let sp = link_src.as_deref().unwrap_or_default();
+                rustix::fs::linkat(&u.layer.fd, layer::at(sp), &dir.fd, tgt, AtFlags::empty()).ctx("link")?
+            }
+        }
+        let finish = || -> Result<()> {
+            if !matches!(kind, NewKind::Link(_)) {
+                rustix::fs::chownat(
+                    &dir.fd,
+                    tgt,
+                    Some(rustix::fs::Uid::from_raw(creds.uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .ctx("chown new object")?;
+                if !matches!(kind, NewKind::Symlink(_)) && perm & 0o7000 != 0 {
+                    rustix::fs::chmodat(&dir.fd, tgt, Mode::from_raw_mode(perm), AtFlags::empty()).ctx("chmod")?;
+                }
+            }
+            if over_whiteout {
+                if matches!(kind, NewKind::Dir) {
+                    rustix::fs::lsetxattr(dir.abs(&target), layer::XATTR_OPAQUE, b"y", rustix::fs::XattrFlags::empty())
+                        .ctx("mark opaque")?;
+                }
+                rustix::fs::renameat_with(&u.work.fd, tgt, &u.layer.fd, layer::at(&path), RenameFlags::EXCHANGE)
+                    .ctx("replace whiteout")?;
+                rustix::fs::unlinkat(&u.work.fd, tgt, AtFlags::empty()).ctx("remove old whiteout")?;
+            }
+            Ok(())
+        };
+        if let Err(e) = finish() {
+            let _ = rustix::fs::unlinkat(
+                &dir.fd,
+                tgt,
+                if matches!(kind, NewKind::Dir) { AtFlags::REMOVEDIR } else { AtFlags::empty() },
+            );
+            return Err(e);
+        }
+        let st = u.layer.stat(&path).ctx("stat new object")?;
+        let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+        let st_ino = match src_ino {
+            Some(i) => i,
+            None => self.inos.map(st.st_dev, st.st_ino),
+        };
+        let (id, node) = self.insert_node(parent, name, Resolved { is_dir, upper: true, lowers: Vec::new(), st_ino });
+        let st = self.stat_node(&node, &path)?;
+        Ok((id, st, fd))
+    }
+
+    /// Remove a name (`dir` selects rmdir semantics).
+    pub fn remove(&self, parent: u64, name: &OsStr, dir: bool) -> Result<()> {
+        let name = name.as_bytes();
+        let u = self.upper()?;
+        let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
+        let (id, _) = self.lookup_locked(parent, name)?;
+        let res = self.remove_locked(u, parent, id, name, dir);
+        self.forget(id, 1);
+        res
+    }
+
+    fn remove_locked(&self, u: &Upper, parent: u64, id: u64, name: &[u8], dir: bool) -> Result<()> {
+        let (node, path) = self.snapshot(id)?;
+        if dir && !node.is_dir {
+            return Err(Error::errno_only("rmdir", Errno::NOTDIR));
+        }
+        if !dir && node.is_dir {
+            return Err(Error::errno_only("unlink", Errno::ISDIR));
+        }
+        if node.is_dir && !self.readdir_locked(id)?.is_empty() {
+            return Err(Error::errno_only("rmdir", Errno::NOTEMPTY));
+        }
+        self.copy_up(parent, true)?;
+        let (pnode, _) = self.snapshot(parent)?;
+        let needs_whiteout = self.lower_positive(&pnode, name)?;
+        if node.upper {
+            if needs_whiteout {
+                let tmp = self.tmp_name();
+                copy_up::make_whiteout(&u.work, &tmp)?;
+                rustix::fs::renameat_with(&u.work.fd, layer::at(&tmp), &u.layer.fd, layer::at(&path), RenameFlags::EXCHANGE)
+                    .ctx("replace with whiteout")?;
+                copy_up::remove_tree(&u.work, &tmp)?;
+            } else if node.is_dir {
+                match rustix::fs::unlinkat(&u.layer.fd, layer::at(&path), AtFlags::REMOVEDIR) {
+                    Ok(()) => {}
+                    Err(Errno::NOTEMPTY) | Err(Errno::EXIST) => {
+                        let tmp = self.tmp_name();
+                        rustix::fs::renameat(&u.layer.fd, layer::at(&path), &u.work.fd, layer::at(&tmp))
+                            .ctx("move directory away")?;
+                        copy_up::remove_tree(&u.work, &tmp)?;
+                    }
+                    Err(e) => return Err(Error::Sys { op: "rmdir", errno: e }),
+                }
+            } else {
+                rustix::fs::unlinkat(&u.layer.fd, layer::at(&path), AtFlags::empty()).ctx("unlink")?;
+            }
+        } else {
+            let tmp = self.tmp_name();
+            copy_up::make_whiteout(&u.work, &tmp)?;
+            rustix::fs::renameat_with(&u.work.fd, layer::at(&tmp), &u.layer.fd, layer::at(&path), RenameFlags::NOREPLACE)
+                .ctx("place whiteout")?;
+        }
+        self.table().detach(id, parent, name);
+        Ok(())
+    }
+
+    /// Rename, with `RENAME_NOREPLACE` / `RENAME_EXCHANGE` semantics.
+    pub fn rename(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: RenameFlags) -> Result<()> {
+        let (name, newname) = (name.as_bytes(), newname.as_bytes());
+        let u = self.upper()?;
+        if flags.intersects(!(RenameFlags::NOREPLACE | RenameFlags::EXCHANGE)) {
+            return Err(Error::errno_only("rename", Errno::INVAL));
+        }
+        let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
+        let (src, _) = self.lookup_locked(parent, name)?;
+        let dst = match self.lookup_locked(newparent, newname) {
+            Ok((d, _)) => Some(d),
+            Err(e) if e.errno() == Errno::NOENT => None,
+            Err(e) => {
+                self.forget(src, 1);
+                return Err(e);
+            }
+        };
+        let res = self.rename_locked(u, parent, name, src, newparent, newname, dst, flags);
+        self.forget(src, 1);
+        if let Some(d) = dst {
+            self.forget(d, 1);
+        }
+        res
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rename_locked(
+        &self,
+        u: &Upper,
+        parent: u64,
+        name: &[u8],
+        src: u64,
+        newparent: u64,
+        newname: &[u8],
+        dst: Option<u64>,
+        flags: RenameFlags,
+    ) -> Result<()> {
+        let exchange = flags.contains(RenameFlags::EXCHANGE);
+        if dst == Some(src) {
+            return Ok(());
+        }
+        if flags.contains(RenameFlags::NOREPLACE) && dst.is_some() {
+            return Err(Error::errno_only("rename", Errno::EXIST));
+        }
+        if exchange && dst.is_none() {
+            return Err(Error::errno_only("rename", Errno::NOENT));
+        }
+        let (snode, _) = self.snapshot(src)?;
+        if let (Some(d), false) = (dst, exchange) {
+            let (dnode, _) = self.snapshot(d)?;
+            match (snode.is_dir, dnode.is_dir) {
+                (true, false) => return Err(Error::errno_only("rename", Errno::NOTDIR)),
+                (false, true) => return Err(Error::errno_only("rename", Errno::ISDIR)),
+                (true, true) if !self.readdir_locked(d)?.is_empty() => {
+                    return Err(Error::errno_only("rename", Errno::NOTEMPTY))
+                }
+                _ => {}
+            }
+        }
+        self.copy_up(parent, true)?;
+        self.copy_up(newparent, true)?;
+        self.copy_up(src, true)?;
+        if exchange {
+            if let Some(d) = dst {
+                self.copy_up(d, true)?;
+            }
+        }
+        let (pnode, ppath) = self.snapshot(parent)?;
+        let (npnode, nppath) = self.snapshot(newparent)?;
+        let spath = join(&ppath, name);
+        let dpath = join(&nppath, newname);
+        let src_lower_here = self.lower_positive(&pnode, name)?;
+        let dst_lower_here = self.lower_positive(&npnode, newname)?;
+        // A directory that merges lower directories keeps finding them through a
+        // redirect; an upper-only directory moving onto a name that lower layers
+        // hold becomes opaque.
+        let (snode, _) = self.snapshot(src)?;
+        self.prepare_moved_dir(u, &snode, &spath, dst_lower_here)?;
+        if exchange {
+            let d = dst.expect("checked above");
+            let (dnode, _) = self.snapshot(d)?;
+            self.prepare_moved_dir(u, &dnode, &dpath, src_lower_here)?;
+            rustix::fs::renameat_with(&u.layer.fd, layer::at(&spath), &u.layer.fd, layer::at(&dpath), RenameFlags::EXCHANGE)
+                .ctx("rename exchange")?;
+            let mut t = self.table();
+            t.detach(src, parent, name);
+            t.detach(d, newparent, newname);
+            t.attach(src, newparent, newname);
+            t.attach(d, parent, name);
+            return Ok(());
+        }
+        // Clear what the upper holds at the destination: a whiteout (a directory
+        // cannot be renamed over one) or an emptied directory holding whiteouts.
+        match u.layer.stat(&dpath) {
+            Ok(st) if layer::is_whiteout(&st) && snode.is_dir => {
+                rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::empty()).ctx("remove whiteout")?;
+            }
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                if rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::REMOVEDIR).is_err() {
+                    let tmp = self.tmp_name();
+                    rustix::fs::renameat(&u.layer.fd, layer::at(&dpath), &u.work.fd, layer::at(&tmp))
+                        .ctx("move replaced directory away")?;
+                    copy_up::remove_tree(&u.work, &tmp)?;
+                }
+            }
+            _ => {}
+        }
+        let rflags = if src_lower_here { RenameFlags::WHITEOUT } else { RenameFlags::empty() };
+        rustix::fs::renameat_with(&u.layer.fd, layer::at(&spath), &u.layer.fd, layer::at(&dpath), rflags).ctx("rename")?;
+        let mut t = self.table();
+        if let Some(d) = dst {
+            t.detach(d, newparent, newname);
+        }
+        t.detach(src, parent, name);
+        t.attach(src, newparent, newname);
+        Ok(())
+    }
+
+    fn prepare_moved_dir(&self, u: &Upper, node: &Node, path: &[u8], lower_at_target: bool) -> Result<()> {
+        if !node.is_dir {
+            return Ok(());
+        }
+        let abs = u.layer.abs(path);
+        if let Some(first) = node.lowers.first() {
+            if u.layer.get_xattr(path, layer::XATTR_REDIRECT).ctx("read redirect")?.is_none() {
+                let mut v = b"/".to_vec();
+                v.extend_from_slice(&first.path);
+                rustix::fs::lsetxattr(&abs, layer::XATTR_REDIRECT, &v, rustix::fs::XattrFlags::empty())
+                    .ctx("set redirect")?;
+            }
+        } else if lower_at_target {
+            rustix::fs::lsetxattr(&abs, layer::XATTR_OPAQUE, b"y", rustix::fs::XattrFlags::empty()).ctx("mark opaque")?;
+        }
+        Ok(())
+    }
+
+    /// Change attributes (copying up first). `size` truncates.
+    #[allow(clippy::too_many_arguments)]
+    pub fn setattr(
+        &self,
+        id: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        times: Option<Timestamps>,
+        fd: Option<&OwnedFd>,
+    ) -> Result<Stat> {
+        let u = self.upper()?;
+        {
+            let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
+            self.copy_up(id, size != Some(0))?;
+        }
+        let (node, path) = self.snapshot(id)?;
+        let at = layer::at(&path);
+        if uid.is_some() || gid.is_some() {
+            rustix::fs::chownat(
+                &u.layer.fd,
+                at,
+                uid.map(rustix::fs::Uid::from_raw),
+                gid.map(rustix::fs::Gid::from_raw),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .ctx("chown")?;
+        }
+        if let Some(m) = mode {
+            rustix::fs::chmodat(&u.layer.fd, at, Mode::from_raw_mode(m & 0o7777), AtFlags::empty()).ctx("chmod")?;
+        }
+        if let Some(sz) = size {
+            match fd {
+                Some(fd) => rustix::fs::ftruncate(fd, sz).ctx("truncate")?,
+                None => {
+                    let f = u.layer.open_beneath(&path, OFlags::WRONLY, Mode::empty()).ctx("open for truncate")?;
+                    rustix::fs::ftruncate(&f, sz).ctx("truncate")?;
+                }
+            }
+        }
+        if let Some(ts) = times {
+            rustix::fs::utimensat(&u.layer.fd, at, &ts, AtFlags::SYMLINK_NOFOLLOW).ctx("utimens")?;
+        }
+        self.stat_node(&node, &path)
+    }
+
+    /// Read one xattr; private overlay xattrs do not exist through the mount.
+    pub fn getxattr(&self, id: u64, name: &OsStr) -> Result<Vec<u8>> {
+        if is_private_xattr(name.as_bytes()) {
+            return Err(Error::errno_only("getxattr", Errno::NODATA));
+        }
+        let (node, path) = self.snapshot(id)?;
+        let (layer, p) = self.real(&node, &path)?;
+        layer::get_xattr_path(&layer.abs(&p), name)
+            .ctx("getxattr")?
+            .ok_or(Error::errno_only("getxattr", Errno::NODATA))
+    }
+
+    /// List xattr names, private ones left out.
+    pub fn listxattr(&self, id: u64) -> Result<Vec<Vec<u8>>> {
+        let (node, path) = self.snapshot(id)?;
+        let (layer, p) = self.real(&node, &path)?;
+        Ok(layer::list_xattr_path(&layer.abs(&p))
+            .ctx("listxattr")?
+            .into_iter()
+            .filter(|n| !is_private_xattr(n))
+            .collect())
+    }
+
+    /// Set an xattr (copying up first).
+    pub fn setxattr(&self, id: u64, name: &OsStr, value: &[u8], flags: rustix::fs::XattrFlags) -> Result<()> {
+        if is_private_xattr(name.as_bytes()) {
+            return Err(Error::errno_only("setxattr", Errno::PERM));
+        }
+        let u = self.upper()?;
+        {
+            let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
+            self.copy_up(id, true)?;
+        }
+        let (_, path) = self.snapshot(id)?;
+        rustix::fs::lsetxattr(u.layer.abs(&path), name, value, flags).ctx("setxattr")
+    }
+
+    /// Remove an xattr (copying up only when it exists).
+    pub fn removexattr(&self, id: u64, name: &OsStr) -> Result<()> {
+        if is_private_xattr(name.as_bytes()) {
+            return Err(Error::errno_only("removexattr", Errno::NODATA));
+        }
+        let u = self.upper()?;
+        self.getxattr(id, name)?;
+        {
+            let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
+            self.copy_up(id, true)?;
+        }
+        let (_, path) = self.snapshot(id)?;
+        rustix::fs::lremovexattr(u.layer.abs(&path), name).ctx("removexattr")
+    }
+
+    /// Filesystem statistics of the upper layer (or the top lower one).
+    pub fn statfs(&self) -> Result<rustix::fs::StatVfs> {
+        let l = match &self.upper {
+            Some(u) => &u.layer,
+            None => &self.lowers[0],
+        };
+        let fd = l.open_dir(b"").ctx("open layer")?;
+        rustix::fs::fstatvfs(&fd).ctx("statfs")
+    }
+}
