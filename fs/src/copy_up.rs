@@ -17,10 +17,18 @@ use crate::error::{Context, Error, Result};
 use crate::layer::{self, is_private_xattr, Layer};
 use crate::overlay::Upper;
 
+/// Directory of the work directory holding the hard-link index: one entry per
+/// copied-up lower hard-linked file, named by its inode number, linked to
+/// every copied-up name of it.
+pub const INDEX_DIR: &str = "strata-index";
+
 /// Copy `src_path` of lower layer `src` to `dst_path` of the upper, through
 /// `tmp` in the work directory. `st_ino` is recorded so the object keeps its
 /// inode number. With `with_data == false` a regular file is copied empty
-/// (the caller truncates it anyway).
+/// (the caller truncates it anyway). With `index = Some((path, nlink))` the
+/// copy is also linked at `path` in the work directory, recording `nlink` as
+/// its visible link count, before it appears in the upper.
+#[allow(clippy::too_many_arguments)]
 pub fn copy_up(
     src: &Layer,
     src_path: &[u8],
@@ -29,6 +37,7 @@ pub fn copy_up(
     dst_path: &[u8],
     st_ino: u64,
     with_data: bool,
+    index: Option<(&[u8], u32)>,
 ) -> Result<()> {
     let st = src.stat(src_path).ctx("stat copy-up source")?;
     let ft = FileType::from_raw_mode(st.st_mode);
@@ -63,6 +72,11 @@ pub fn copy_up(
         copy_metadata(src, src_path, work, tmp, &st, ft)?;
         rustix::fs::lsetxattr(work.abs(tmp), layer::XATTR_INO, &st_ino.to_le_bytes(), XattrFlags::empty())
             .ctx("record inode number")?;
+        if let Some((idx, nlink)) = index {
+            rustix::fs::lsetxattr(work.abs(tmp), layer::XATTR_NLINK, &nlink.to_le_bytes(), XattrFlags::empty())
+                .ctx("record link count")?;
+            rustix::fs::linkat(&work.fd, t, &work.fd, layer::at(idx), AtFlags::empty()).ctx("link into index")?;
+        }
         rustix::fs::renameat_with(&work.fd, t, &up.layer.fd, layer::at(dst_path), RenameFlags::NOREPLACE)
             .ctx("copy-up rename into upper")
     })();
@@ -163,8 +177,13 @@ pub fn remove_tree(dir: &Layer, name: &[u8]) -> Result<()> {
     rustix::fs::unlinkat(&dir.fd, layer::at(name), AtFlags::REMOVEDIR).ctx("remove directory")
 }
 
-/// Remove everything a crashed mount left in the work directory.
+/// Remove everything a crashed mount left in the work directory, and make
+/// sure the index directory exists.
 pub fn clean_work_dir(work: &Layer) -> Result<()> {
+    match rustix::fs::mkdirat(&work.fd, INDEX_DIR, Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(Error::Sys { op: "create index directory", errno: e }),
+    }
     let fd = work.open_dir(b"").ctx("open workdir")?;
     for (name, _, _) in layer::dir_names(&fd).ctx("read workdir")? {
         if name.starts_with(b"#strata.") {

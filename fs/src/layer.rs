@@ -29,6 +29,8 @@ pub const XATTR_OPAQUE: &str = "trusted.overlay.opaque";
 pub const XATTR_REDIRECT: &str = "trusted.overlay.redirect";
 /// strata's own record of the inode number a copied-up object keeps.
 pub const XATTR_INO: &str = "trusted.overlay.strata.ino";
+/// strata's record of the visible link count of an indexed hard-linked file.
+pub const XATTR_NLINK: &str = "trusted.overlay.strata.nlink";
 /// Prefix of every overlay-private xattr; never shown through the mount.
 pub const PRIVATE_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
 

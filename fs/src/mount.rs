@@ -9,6 +9,7 @@
 //! once the mount can be used.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -79,16 +80,19 @@ fn session_config(opts: &Options) -> Config {
 /// Open the layers, check the mountpoint, and serve the mount until it is
 /// unmounted (foreground), or hand it to a daemon and return once it is live.
 pub fn run(opts: &Options, args: &[String]) -> Result<()> {
-    if !opts.foreground {
-        return spawn_daemon(args);
-    }
     let mut cfg: OverlayConfig = (&opts.layers).into();
     if opts.read_only {
         cfg.upper = None;
         cfg.work = None;
     }
+    // Configuration errors are found here, before any daemon starts, so they
+    // are reported once and by the command the user ran.
     let ov = Overlay::new(&cfg)?;
     let mp = check_mountpoint(&opts.mountpoint, &ov.layer_roots())?;
+    if !opts.foreground {
+        drop(ov);
+        return spawn_daemon(args);
+    }
     let fs = OverlayFs::new(ov);
     let session = fuser::Session::new(fs, &mp, &session_config(opts))
         .map_err(|e| Error::Config(format!("cannot mount on {}: {e}", mp.display())))?;
@@ -127,4 +131,3 @@ fn spawn_daemon(args: &[String]) -> Result<()> {
     Err(Error::Config(format!("mount failed (daemon exited with {status})")))
 }
 
-use std::os::unix::process::CommandExt;

@@ -71,6 +71,9 @@ pub struct Node {
     pub lowers: Vec<LowerRef>,
     /// Inode number shown to users.
     pub st_ino: u64,
+    /// A lower hard-linked file some name of which was copied up: its data
+    /// lives in the index entry (shared by all copied-up names).
+    pub indexed: bool,
     /// Unlinked (or renamed over) while the kernel still references it.
     pub unlinked: bool,
 }
@@ -185,6 +188,12 @@ impl NodeTable {
     }
 }
 
+/// Where the index keeps the shared upper copy of a lower hard-linked file,
+/// relative to the work directory.
+fn index_path(st_ino: u64) -> Vec<u8> {
+    format!("{}/{st_ino:016x}", copy_up::INDEX_DIR).into_bytes()
+}
+
 /// The node id for an inode number: the number itself, except that 1 belongs
 /// to the mount root in FUSE.
 fn node_id(st_ino: u64) -> u64 {
@@ -220,6 +229,7 @@ struct Resolved {
     upper: bool,
     lowers: Vec<LowerRef>,
     st_ino: u64,
+    indexed: bool,
 }
 
 impl Overlay {
@@ -285,6 +295,7 @@ impl Overlay {
                 upper: root.upper,
                 lowers: root.lowers,
                 st_ino: root.st_ino,
+                indexed: false,
                 unlinked: false,
             },
         );
@@ -337,7 +348,7 @@ impl Overlay {
             let st = self.lowers[first.layer].stat(b"").ctx("stat lower root")?;
             st_ino = Some(self.inos.map(st.st_dev, st.st_ino));
         }
-        Ok(Resolved { is_dir: true, upper, lowers, st_ino: st_ino.unwrap_or(ROOT) })
+        Ok(Resolved { is_dir: true, upper, lowers, st_ino: st_ino.unwrap_or(ROOT), indexed: false })
     }
 
     /// Resolve `name` in the directory `parent` (already known) across all layers.
@@ -352,12 +363,12 @@ impl Overlay {
                     Probe::Whiteout => return Ok(None),
                     Probe::NonDir(st) => {
                         let st_ino = self.upper_ino(&path, &st)?;
-                        return Ok(Some(Resolved { is_dir: false, upper: true, lowers: Vec::new(), st_ino }));
+                        return Ok(Some(Resolved { is_dir: false, upper: true, lowers: Vec::new(), st_ino, indexed: false }));
                     }
                     Probe::Dir { stat, opaque, redirect: r } => {
                         if opaque {
                             let st_ino = self.upper_ino(&path, &stat)?;
-                            return Ok(Some(Resolved { is_dir: true, upper: true, lowers: Vec::new(), st_ino }));
+                            return Ok(Some(Resolved { is_dir: true, upper: true, lowers: Vec::new(), st_ino, indexed: false }));
                         }
                         upper_dir = Some(*stat);
                         redirect = r;
@@ -417,17 +428,21 @@ impl Overlay {
                     None => self.inos.map(ust.st_dev, ust.st_ino),
                 },
             };
-            return Ok(Some(Resolved { is_dir: true, upper: true, lowers, st_ino }));
+            return Ok(Some(Resolved { is_dir: true, upper: true, lowers, st_ino, indexed: false }));
         }
         if let Some(l) = first_lower {
-            return Ok(Some(Resolved { is_dir: true, upper: false, lowers, st_ino: self.inos.map(l.st_dev, l.st_ino) }));
+            let st_ino = self.inos.map(l.st_dev, l.st_ino);
+            return Ok(Some(Resolved { is_dir: true, upper: false, lowers, st_ino, indexed: false }));
         }
         if let Some((li, lpath, st)) = nondir {
+            let st_ino = self.inos.map(st.st_dev, st.st_ino);
+            let indexed = st.st_nlink > 1 && self.index_exists(st_ino);
             return Ok(Some(Resolved {
                 is_dir: false,
                 upper: false,
                 lowers: vec![LowerRef { layer: li, path: lpath }],
-                st_ino: self.inos.map(st.st_dev, st.st_ino),
+                st_ino,
+                indexed,
             }));
         }
         Ok(None)
@@ -480,12 +495,13 @@ impl Overlay {
                     upper: r.upper,
                     lowers: r.lowers,
                     st_ino: r.st_ino,
+                    indexed: r.indexed,
                     unlinked: false,
                 },
             );
         } else if let Some(n) = t.nodes.get_mut(&id) {
-            // Another name of a known inode; it may have been copied up since.
-            n.upper |= r.upper;
+            // Another name of a known inode; some name may have been copied up since.
+            n.indexed |= r.indexed;
         }
         t.attach(id, parent, name);
         let n = t.nodes.get_mut(&id).expect("just inserted");
@@ -575,13 +591,14 @@ impl Overlay {
     }
 
     fn stat_node(&self, node: &Node, path: &[u8]) -> Result<Stat> {
-        let mut st = if node.upper {
-            self.upper()?.layer.stat(path).ctx("stat upper")?
-        } else {
-            let l = node.lowers.first().ok_or(Error::errno_only("stat", Errno::NOENT))?;
-            self.lowers[l.layer].stat(&l.path).ctx("stat lower")?
-        };
+        let (layer, p) = self.real(node, path)?;
+        let mut st = layer.stat(&p).ctx("stat")?;
         st.st_ino = node.st_ino;
+        if !node.is_dir && st.st_nlink > 1 && (node.upper || node.indexed) {
+            if let Some(n) = self.saved_nlink(layer, &p)? {
+                st.st_nlink = n as _;
+            }
+        }
         if node.is_dir && (node.upper as usize + node.lowers.len()) > 1 {
             st.st_nlink = 1;
         }
@@ -612,6 +629,8 @@ impl Overlay {
     fn real<'a>(&'a self, node: &Node, path: &[u8]) -> Result<(&'a Layer, Vec<u8>)> {
         if node.upper {
             Ok((&self.upper()?.layer, path.to_vec()))
+        } else if node.indexed {
+            Ok((&self.upper()?.work, index_path(node.st_ino)))
         } else {
             let l = node.lowers.first().ok_or(Error::errno_only("lookup", Errno::NOENT))?;
             Ok((&self.lowers[l.layer], l.path.clone()))
@@ -679,26 +698,93 @@ impl Overlay {
     ///
     /// Caller holds `ns` for writing.
     fn copy_up(&self, id: u64, with_data: bool) -> Result<()> {
-        let (node, path) = self.snapshot(id)?;
+        let (node, _) = self.snapshot(id)?;
         if node.upper {
             return Ok(());
         }
         if node.unlinked {
             return Err(Error::errno_only("copy-up of unlinked node", Errno::NOENT));
         }
-        self.copy_up(node.parent, true)?;
+        self.copy_up_name(id, node.parent, &node.name, with_data)
+    }
+
+    /// Make the name (parent, name) of node `id` exist in the upper layer.
+    /// A lower hard-linked file goes through the index, so every name copied
+    /// up later links to the same upper inode (hard links stay linked).
+    ///
+    /// Caller holds `ns` for writing.
+    fn copy_up_name(&self, id: u64, parent: u64, name: &[u8], with_data: bool) -> Result<()> {
         let u = self.upper()?;
-        let src = node.lowers.first().ok_or(Error::errno_only("copy-up", Errno::NOENT))?;
-        let tmp = self.tmp_name();
-        copy_up::copy_up(&self.lowers[src.layer], &src.path, u, &tmp, &path, node.st_ino, with_data)?;
-        let mut t = self.table();
-        if let Some(n) = t.nodes.get_mut(&id) {
-            n.upper = true;
-            if !n.is_dir {
-                n.lowers.clear();
-            }
+        let (node, _) = self.snapshot(id)?;
+        if id == ROOT || (node.is_dir && node.upper) {
+            return Ok(());
         }
+        self.copy_up(parent, true)?;
+        let ppath = self.table().path(parent)?;
+        let path = join(&ppath, name);
+        let is_primary = node.parent == parent && node.name == name;
+        if !node.is_dir && self.upper_has(&path) {
+            if is_primary {
+                self.set_node(id, |n| n.upper = true);
+            }
+            return Ok(());
+        }
+        let idx = index_path(node.st_ino);
+        let mut indexed = node.indexed;
+        if !node.is_dir && node.indexed {
+            rustix::fs::linkat(&u.work.fd, layer::at(&idx), &u.layer.fd, layer::at(&path), AtFlags::empty())
+                .ctx("copy-up from index")?;
+        } else {
+            let src = node.lowers.first().ok_or(Error::errno_only("copy-up", Errno::NOENT))?;
+            let lst = self.lowers[src.layer].stat(&src.path).ctx("stat copy-up source")?;
+            let index = (!node.is_dir && lst.st_nlink > 1).then_some((idx.as_slice(), lst.st_nlink as u32));
+            indexed = index.is_some();
+            let tmp = self.tmp_name();
+            copy_up::copy_up(&self.lowers[src.layer], &src.path, u, &tmp, &path, node.st_ino, with_data, index)?;
+        }
+        self.set_node(id, |n| {
+            if is_primary {
+                n.upper = true;
+            }
+            n.indexed = indexed;
+        });
         Ok(())
+    }
+
+    fn set_node(&self, id: u64, f: impl FnOnce(&mut Node)) {
+        if let Some(n) = self.table().nodes.get_mut(&id) {
+            f(n);
+        }
+    }
+
+    /// Whether the upper holds something other than a whiteout at `path`.
+    fn upper_has(&self, path: &[u8]) -> bool {
+        match &self.upper {
+            Some(u) => matches!(u.layer.stat(path), Ok(st) if !layer::is_whiteout(&st)),
+            None => false,
+        }
+    }
+
+    fn index_exists(&self, st_ino: u64) -> bool {
+        self.upper.as_ref().is_some_and(|u| u.work.stat(&index_path(st_ino)).is_ok())
+    }
+
+    fn saved_nlink(&self, layer: &Layer, path: &[u8]) -> Result<Option<u32>> {
+        let v = layer.get_xattr(path, layer::XATTR_NLINK).ctx("read link count")?;
+        Ok(v.and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok()).map(u32::from_le_bytes))
+    }
+
+    /// Add `delta` to the recorded link count of an indexed hard-linked file.
+    fn adjust_nlink(&self, st_ino: u64, delta: i64) -> Result<()> {
+        let u = self.upper()?;
+        let idx = index_path(st_ino);
+        if u.work.stat(&idx).is_err() {
+            return Ok(());
+        }
+        let cur = self.saved_nlink(&u.work, &idx)?.unwrap_or(1) as i64;
+        let n = (cur + delta).max(0) as u32;
+        rustix::fs::lsetxattr(u.work.abs(&idx), layer::XATTR_NLINK, &n.to_le_bytes(), rustix::fs::XattrFlags::empty())
+            .ctx("record link count")
     }
 
     /// Copy a node up for writing (open for write, truncate…). `truncating`
@@ -840,13 +926,16 @@ impl Overlay {
             );
             return Err(e);
         }
+        if let Some(i) = src_ino {
+            self.adjust_nlink(i, 1)?;
+        }
         let st = u.layer.stat(&path).ctx("stat new object")?;
         let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
         let st_ino = match src_ino {
             Some(i) => i,
             None => self.inos.map(st.st_dev, st.st_ino),
         };
-        let (id, node) = self.insert_node(parent, name, Resolved { is_dir, upper: true, lowers: Vec::new(), st_ino });
+        let (id, node) = self.insert_node(parent, name, Resolved { is_dir, upper: true, lowers: Vec::new(), st_ino, indexed: false });
         let st = self.stat_node(&node, &path)?;
         Ok((id, st, fd))
     }
@@ -863,7 +952,8 @@ impl Overlay {
     }
 
     fn remove_locked(&self, u: &Upper, parent: u64, id: u64, name: &[u8], dir: bool) -> Result<()> {
-        let (node, path) = self.snapshot(id)?;
+        let (node, _) = self.snapshot(id)?;
+        let path = join(&self.table().path(parent)?, name);
         if dir && !node.is_dir {
             return Err(Error::errno_only("rmdir", Errno::NOTDIR));
         }
@@ -874,9 +964,19 @@ impl Overlay {
             return Err(Error::errno_only("rmdir", Errno::NOTEMPTY));
         }
         self.copy_up(parent, true)?;
+        // As the kernel does with index=on: a lower hard link is copied up
+        // before one of its names goes, so the others keep an exact link count.
+        let lower_links = match node.lowers.first() {
+            Some(l) if !node.is_dir => self.lowers[l.layer].stat(&l.path).map_or(1, |st| st.st_nlink),
+            _ => 1,
+        };
+        if !node.is_dir && lower_links > 1 && !self.upper_has(&path) {
+            self.copy_up_name(id, parent, name, true)?;
+        }
         let (pnode, _) = self.snapshot(parent)?;
         let needs_whiteout = self.lower_positive(&pnode, name)?;
-        if node.upper {
+        let in_upper = if node.is_dir { node.upper } else { self.upper_has(&path) };
+        if in_upper {
             if needs_whiteout {
                 let tmp = self.tmp_name();
                 copy_up::make_whiteout(&u.work, &tmp)?;
@@ -903,8 +1003,22 @@ impl Overlay {
             rustix::fs::renameat_with(&u.work.fd, layer::at(&tmp), &u.layer.fd, layer::at(&path), RenameFlags::NOREPLACE)
                 .ctx("place whiteout")?;
         }
+        if !node.is_dir {
+            self.adjust_nlink(node.st_ino, -1)?;
+        }
         self.table().detach(id, parent, name);
+        self.refresh_primary(id);
         Ok(())
+    }
+
+    /// After the names of a non-directory changed, note whether its primary
+    /// name is in the upper layer.
+    fn refresh_primary(&self, id: u64) {
+        let Ok((node, path)) = self.snapshot(id) else { return };
+        if !node.is_dir && !node.unlinked {
+            let up = self.upper_has(&path);
+            self.set_node(id, |n| n.upper = up);
+        }
     }
 
     /// Rename, with `RENAME_NOREPLACE` / `RENAME_EXCHANGE` semantics.
@@ -968,10 +1082,10 @@ impl Overlay {
         }
         self.copy_up(parent, true)?;
         self.copy_up(newparent, true)?;
-        self.copy_up(src, true)?;
+        self.copy_up_name(src, parent, name, true)?;
         if exchange {
             if let Some(d) = dst {
-                self.copy_up(d, true)?;
+                self.copy_up_name(d, newparent, newname, true)?;
             }
         }
         let (pnode, ppath) = self.snapshot(parent)?;
@@ -996,6 +1110,9 @@ impl Overlay {
             t.detach(d, newparent, newname);
             t.attach(src, newparent, newname);
             t.attach(d, parent, name);
+            drop(t);
+            self.refresh_primary(src);
+            self.refresh_primary(d);
             return Ok(());
         }
         // Clear what the upper holds at the destination: a whiteout (a directory
@@ -1022,6 +1139,15 @@ impl Overlay {
         }
         t.detach(src, parent, name);
         t.attach(src, newparent, newname);
+        drop(t);
+        if let Some(d) = dst {
+            let (dnode, _) = self.snapshot(d)?;
+            if !dnode.is_dir {
+                self.adjust_nlink(dnode.st_ino, -1)?;
+            }
+            self.refresh_primary(d);
+        }
+        self.refresh_primary(src);
         Ok(())
     }
 
