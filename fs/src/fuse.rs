@@ -19,13 +19,14 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    AccessFlags, BackingId, BsdFileFlags, CopyFileRangeFlags, Errno as FErrno, FileAttr, FileHandle, FileType as FType,
-    Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags as FRename,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, BsdFileFlags, CopyFileRangeFlags, Errno as FErrno, FileAttr,
+    FileHandle, FileType as FType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags as FRename, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use rustix::fs::{FileType, OFlags, RenameFlags, Stat, Timestamps};
 use rustix::fs::Timespec as Timestamp;
+use rustix::fs::{FileType, OFlags, RenameFlags, Stat, Timestamps};
 
 use crate::error::Error;
 use crate::overlay::{Creds, DirEntry, NewKind, Overlay};
@@ -105,6 +106,27 @@ fn attr(st: &Stat) -> FileAttr {
     }
 }
 
+/// Attributes of a negative entry: node id 0, nothing else matters.
+fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 0,
+        flags: 0,
+    }
+}
+
 fn ttl_for(st: &Stat) -> Duration {
     if FileType::from_raw_mode(st.st_mode) != FileType::Directory && st.st_nlink > 1 {
         Duration::ZERO
@@ -115,10 +137,19 @@ fn ttl_for(st: &Stat) -> Duration {
 
 fn timestamp(t: Option<TimeOrNow>) -> Timestamp {
     match t {
-        None => Timestamp { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT as _ },
-        Some(TimeOrNow::Now) => Timestamp { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW as _ },
+        None => Timestamp {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT as _,
+        },
+        Some(TimeOrNow::Now) => Timestamp {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW as _,
+        },
         Some(TimeOrNow::SpecificTime(t)) => match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Timestamp { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as _ },
+            Ok(d) => Timestamp {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: d.subsec_nanos() as _,
+            },
             Err(e) => {
                 let d = e.duration();
                 let mut sec = -(d.as_secs() as i64);
@@ -127,7 +158,10 @@ fn timestamp(t: Option<TimeOrNow>) -> Timestamp {
                     sec -= 1;
                     nsec = 1_000_000_000 - nsec;
                 }
-                Timestamp { tv_sec: sec, tv_nsec: nsec as _ }
+                Timestamp {
+                    tv_sec: sec,
+                    tv_nsec: nsec as _,
+                }
             }
         },
     }
@@ -173,7 +207,11 @@ impl OverlayFs {
         let mut b = lock(&self.backings);
         if let Some((was_upper, weak)) = b.get(&node) {
             if let Some(live) = weak.upgrade() {
-                return if *was_upper == upper { Some(live) } else { None };
+                return if *was_upper == upper {
+                    Some(live)
+                } else {
+                    None
+                };
             }
         }
         match open(fd) {
@@ -183,11 +221,18 @@ impl OverlayFs {
                 Some(id)
             }
             Err(e) => {
-                tracing::warn!("FUSE passthrough unavailable ({e}); serving file data in userspace");
+                tracing::warn!(
+                    "FUSE passthrough unavailable ({e}); serving file data in userspace"
+                );
                 self.passthrough.store(false, Ordering::Relaxed);
                 None
             }
         }
+    }
+
+    /// Some open handle of a node (for nodes that lost their last name).
+    fn any_handle_of(&self, node: u64) -> Option<Arc<Handle>> {
+        lock(&self.files).values().find(|h| h.node == node).cloned()
     }
 
     fn node_is_upper(&self, node: u64) -> bool {
@@ -223,7 +268,15 @@ impl Filesystem for OverlayFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(reply, self.ov.lookup(parent.0, name));
+        match self.ov.lookup(parent.0, name) {
+            // A negative entry (node id 0) lets the kernel cache the miss; every
+            // change of this directory's names goes through the kernel, which
+            // drops such entries itself.
+            Err(e) if e.errno() == rustix::io::Errno::NOENT => {
+                reply.entry_with_ttls(&TTL, &TTL, &negative_attr(), Generation(0));
+            }
+            r => self.entry(reply, r),
+        }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -235,7 +288,10 @@ impl Filesystem for OverlayFs {
             Ok(st) => reply.attr(&ttl_for(&st), &attr(&st)),
             Err(e) => {
                 // An unlinked file that is still open: its descriptor knows.
-                if let Some(h) = fh.and_then(|fh| self.file(fh).ok()) {
+                let h = fh
+                    .and_then(|fh| self.file(fh).ok())
+                    .or_else(|| self.any_handle_of(ino.0));
+                if let Some(h) = h {
                     match rustix::fs::fstat(&h.fd) {
                         Ok(mut st) => {
                             self.ov.fix_stat(h.node, &mut st);
@@ -269,14 +325,20 @@ impl Filesystem for OverlayFs {
         reply: ReplyAttr,
     ) {
         let times = if atime.is_some() || mtime.is_some() {
-            Some(Timestamps { last_access: timestamp(atime), last_modification: timestamp(mtime) })
+            Some(Timestamps {
+                last_access: timestamp(atime),
+                last_modification: timestamp(mtime),
+            })
         } else {
             None
         };
         let handle = fh.and_then(|fh| self.file(fh).ok());
         // A truncate through a descriptor of an upper file needs no path at all
         // (and works for open-but-unlinked files).
-        let fd = handle.as_ref().filter(|_| self.node_is_upper(ino.0)).map(|h| &h.fd);
+        let fd = handle
+            .as_ref()
+            .filter(|_| self.node_is_upper(ino.0))
+            .map(|h| &h.fd);
         match self.ov.setattr(ino.0, mode, uid, gid, size, times, fd) {
             Ok(st) => reply.attr(&ttl_for(&st), &attr(&st)),
             Err(e) => match (&handle, size) {
@@ -314,19 +376,40 @@ impl Filesystem for OverlayFs {
         let ft = FileType::from_raw_mode(mode);
         let kind = match ft {
             FileType::RegularFile => NewKind::File(OFlags::RDONLY),
-            FileType::Fifo | FileType::Socket | FileType::CharacterDevice | FileType::BlockDevice => {
-                NewKind::Special(ft, rdev as u64)
-            }
+            FileType::Fifo
+            | FileType::Socket
+            | FileType::CharacterDevice
+            | FileType::BlockDevice => NewKind::Special(ft, rdev as u64),
             _ => return reply.error(FErrno::EINVAL),
         };
-        let creds = Creds { uid: req.uid(), gid: req.gid() };
-        let r = self.ov.create(parent.0, name, kind, mode & !umask & 0o7777, creds).map(|(id, st, _)| (id, st));
+        let creds = Creds {
+            uid: req.uid(),
+            gid: req.gid(),
+        };
+        let r = self
+            .ov
+            .create(parent.0, name, kind, mode & !umask & 0o7777, creds)
+            .map(|(id, st, _)| (id, st));
         self.entry(reply, r);
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let creds = Creds { uid: req.uid(), gid: req.gid() };
-        let r = self.ov.create(parent.0, name, NewKind::Dir, mode & !umask & 0o7777, creds).map(|(id, st, _)| (id, st));
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let creds = Creds {
+            uid: req.uid(),
+            gid: req.gid(),
+        };
+        let r = self
+            .ov
+            .create(parent.0, name, NewKind::Dir, mode & !umask & 0o7777, creds)
+            .map(|(id, st, _)| (id, st));
         self.entry(reply, r);
     }
 
@@ -344,10 +427,23 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
-        let creds = Creds { uid: req.uid(), gid: req.gid() };
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        let creds = Creds {
+            uid: req.uid(),
+            gid: req.gid(),
+        };
         let t = target.as_os_str().as_bytes();
-        let r = self.ov.create(parent.0, link_name, NewKind::Symlink(t), 0o777, creds).map(|(id, st, _)| (id, st));
+        let r = self
+            .ov
+            .create(parent.0, link_name, NewKind::Symlink(t), 0o777, creds)
+            .map(|(id, st, _)| (id, st));
         self.entry(reply, r);
     }
 
@@ -377,9 +473,22 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        let creds = Creds { uid: req.uid(), gid: req.gid() };
-        let r = self.ov.create(newparent.0, newname, NewKind::Link(ino.0), 0, creds).map(|(id, st, _)| (id, st));
+    fn link(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let creds = Creds {
+            uid: req.uid(),
+            gid: req.gid(),
+        };
+        let r = self
+            .ov
+            .create(newparent.0, newname, NewKind::Link(ino.0), 0, creds)
+            .map(|(id, st, _)| (id, st));
         self.entry(reply, r);
     }
 
@@ -389,7 +498,11 @@ impl Filesystem for OverlayFs {
                 let fh = self.fh();
                 let upper = self.node_is_upper(ino.0);
                 let backing = self.backing_for(ino.0, upper, &fd, |fd| reply.open_backing(fd));
-                let handle = Arc::new(Handle { fd, node: ino.0, _backing: backing.clone() });
+                let handle = Arc::new(Handle {
+                    fd,
+                    node: ino.0,
+                    _backing: backing.clone(),
+                });
                 lock(&self.files).insert(fh, handle);
                 match backing {
                     Some(b) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b),
@@ -413,17 +526,46 @@ impl Filesystem for OverlayFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let creds = Creds { uid: req.uid(), gid: req.gid() };
-        match self.ov.create(parent.0, name, NewKind::File(oflags(flags)), mode & !umask & 0o7777, creds) {
+        let creds = Creds {
+            uid: req.uid(),
+            gid: req.gid(),
+        };
+        match self.ov.create(
+            parent.0,
+            name,
+            NewKind::File(oflags(flags)),
+            mode & !umask & 0o7777,
+            creds,
+        ) {
             Ok((id, st, Some(fd))) => {
                 let fh = self.fh();
                 let backing = self.backing_for(id, true, &fd, |fd| reply.open_backing(fd));
-                lock(&self.files).insert(fh, Arc::new(Handle { fd, node: id, _backing: backing.clone() }));
+                lock(&self.files).insert(
+                    fh,
+                    Arc::new(Handle {
+                        fd,
+                        node: id,
+                        _backing: backing.clone(),
+                    }),
+                );
                 let mut a = attr(&st);
                 a.ino = INodeNo(id);
                 match backing {
-                    Some(b) => reply.created_passthrough(&ttl_for(&st), &a, Generation(0), FileHandle(fh), FopenFlags::empty(), &b),
-                    None => reply.created(&ttl_for(&st), &a, Generation(0), FileHandle(fh), FopenFlags::empty()),
+                    Some(b) => reply.created_passthrough(
+                        &ttl_for(&st),
+                        &a,
+                        Generation(0),
+                        FileHandle(fh),
+                        FopenFlags::empty(),
+                        &b,
+                    ),
+                    None => reply.created(
+                        &ttl_for(&st),
+                        &a,
+                        Generation(0),
+                        FileHandle(fh),
+                        FopenFlags::empty(),
+                    ),
                 }
             }
             Ok((_, _, None)) => reply.error(FErrno::EIO),
@@ -486,7 +628,14 @@ impl Filesystem for OverlayFs {
         reply.written(done as u32);
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
@@ -504,12 +653,23 @@ impl Filesystem for OverlayFs {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         let h = match self.file(fh) {
             Ok(h) => h,
             Err(e) => return reply.error(e),
         };
-        let r = if datasync { rustix::fs::fdatasync(&h.fd) } else { rustix::fs::fsync(&h.fd) };
+        let r = if datasync {
+            rustix::fs::fdatasync(&h.fd)
+        } else {
+            rustix::fs::fsync(&h.fd)
+        };
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(rerr(e)),
@@ -527,7 +687,14 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let entries = match lock(&self.dirs).get(&fh.0).cloned() {
             Some(e) => e,
             None => return reply.error(FErrno::EBADF),
@@ -546,19 +713,38 @@ impl Filesystem for OverlayFs {
             off = 2;
         }
         for (i, e) in entries.iter().enumerate().skip((off - 2) as usize) {
-            if reply.add(INodeNo(e.ino), i as u64 + 3, ftype(e.kind), OsStr::from_bytes(&e.name)) {
+            if reply.add(
+                INodeNo(e.ino),
+                i as u64 + 3,
+                ftype(e.kind),
+                OsStr::from_bytes(&e.name),
+            ) {
                 break;
             }
         }
         reply.ok();
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         lock(&self.dirs).remove(&fh.0);
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
@@ -656,7 +842,15 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
         let h = match self.file(fh) {
             Ok(h) => h,
             Err(e) => return reply.error(e),

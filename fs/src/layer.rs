@@ -123,9 +123,22 @@ impl Layer {
         })?;
         let st = rustix::fs::fstat(&fd).ctx("stat layer")?;
         // Readability: an unreadable layer fails here rather than on first access.
-        rustix::fs::openat(&fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::Layer { path: path.to_owned(), reason: format!("not readable: {e}") })?;
-        Ok(Layer { root, fd, dev: st.st_dev, lower })
+        rustix::fs::openat(
+            &fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::Layer {
+            path: path.to_owned(),
+            reason: format!("not readable: {e}"),
+        })?;
+        Ok(Layer {
+            root,
+            fd,
+            dev: st.st_dev,
+            lower,
+        })
     }
 
     /// Absolute path of `rel` for path-based syscalls (xattrs).
@@ -145,7 +158,12 @@ impl Layer {
     }
 
     /// Open a path in the layer, never following a symlink and never leaving the layer.
-    pub fn open_beneath(&self, rel: &[u8], flags: OFlags, mode: Mode) -> rustix::io::Result<OwnedFd> {
+    pub fn open_beneath(
+        &self,
+        rel: &[u8],
+        flags: OFlags,
+        mode: Mode,
+    ) -> rustix::io::Result<OwnedFd> {
         rustix::fs::openat2(
             &self.fd,
             at(rel),
@@ -176,7 +194,11 @@ impl Layer {
                         .get_xattr(rel, XATTR_REDIRECT)
                         .ctx("read redirect")?
                         .map(|r| resolve_redirect(rel, &r));
-                    Ok(Probe::Dir { stat: Box::new(st), opaque, redirect })
+                    Ok(Probe::Dir {
+                        stat: Box::new(st),
+                        opaque,
+                        redirect,
+                    })
                 } else if is_whiteout(&st) {
                     Ok(Probe::Whiteout)
                 } else if self.lower && self.has_aufs_whiteout(rel)? {
@@ -192,7 +214,10 @@ impl Layer {
                     Ok(Probe::Missing)
                 }
             }
-            Err(e) => Err(Error::Sys { op: "lookup in layer", errno: e }),
+            Err(e) => Err(Error::Sys {
+                op: "lookup in layer",
+                errno: e,
+            }),
         }
     }
 
@@ -206,7 +231,10 @@ impl Layer {
         match self.stat(&join(dir, &wh)) {
             Ok(_) => Ok(true),
             Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::NAMETOOLONG) => Ok(false),
-            Err(e) => Err(Error::Sys { op: "lookup whiteout", errno: e }),
+            Err(e) => Err(Error::Sys {
+                op: "lookup whiteout",
+                errno: e,
+            }),
         }
     }
 
@@ -221,7 +249,12 @@ impl Layer {
             match self.stat(&join(rel, WH_OPAQUE)) {
                 Ok(_) => return Ok(true),
                 Err(Errno::NOENT) => {}
-                Err(e) => return Err(Error::Sys { op: "lookup opaque marker", errno: e }),
+                Err(e) => {
+                    return Err(Error::Sys {
+                        op: "lookup opaque marker",
+                        errno: e,
+                    })
+                }
             }
         }
         Ok(false)
@@ -280,7 +313,12 @@ pub fn list_xattr_path(path: &Path) -> rustix::io::Result<Vec<Vec<u8>>> {
 
 /// Whether a descriptor's directory is empty of everything but `.`/`..`.
 pub fn dir_names(fd: impl AsFd) -> rustix::io::Result<Vec<(Vec<u8>, u64, FileType)>> {
-    let dir_fd = rustix::fs::openat(fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let dir_fd = rustix::fs::openat(
+        fd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let mut dir = rustix::fs::Dir::new(dir_fd)?;
     let mut out = Vec::new();
     while let Some(ent) = dir.read() {

@@ -27,7 +27,10 @@ pub fn check_mountpoint(mountpoint: &Path, layer_roots: &[PathBuf]) -> Result<Pa
     let mp = std::fs::canonicalize(mountpoint)
         .map_err(|e| Error::Config(format!("mountpoint {}: {e}", mountpoint.display())))?;
     if !mp.is_dir() {
-        return Err(Error::Config(format!("mountpoint {} is not a directory", mountpoint.display())));
+        return Err(Error::Config(format!(
+            "mountpoint {} is not a directory",
+            mountpoint.display()
+        )));
     }
     for root in layer_roots {
         // Path::starts_with compares whole components, never string prefixes.
@@ -45,7 +48,11 @@ pub fn check_mountpoint(mountpoint: &Path, layer_roots: &[PathBuf]) -> Result<Pa
 fn session_config(opts: &Options) -> Config {
     let mut c = Config::default();
     let mut mo = vec![
-        MountOption::FSName(opts.source.clone().unwrap_or_else(|| "strata-overlayfs".into())),
+        MountOption::FSName(
+            opts.source
+                .clone()
+                .unwrap_or_else(|| "strata-overlayfs".into()),
+        ),
         MountOption::Subtype("strata-overlayfs".into()),
         MountOption::DefaultPermissions,
     ];
@@ -71,7 +78,9 @@ fn session_config(opts: &Options) -> Config {
     }
     c.mount_options = mo;
     c.acl = SessionACL::All;
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8);
     c.n_threads = Some(threads);
     c.clone_fd = true;
     c
@@ -100,17 +109,24 @@ pub fn run(opts: &Options, args: &[String]) -> Result<()> {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "ready");
         let _ = out.flush();
-        if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        if let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
             let _ = rustix::stdio::dup2_stdout(&null);
             let _ = rustix::stdio::dup2_stderr(&null);
             let _ = rustix::stdio::dup2_stdin(&null);
         }
     }
-    session.run().map_err(|e| Error::Config(format!("FUSE session ended: {e}")))
+    session
+        .run()
+        .map_err(|e| Error::Config(format!("FUSE session ended: {e}")))
 }
 
 fn spawn_daemon(args: &[String]) -> Result<()> {
-    let exe = std::env::current_exe().map_err(|e| Error::Config(format!("cannot find own executable: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Config(format!("cannot find own executable: {e}")))?;
     let mut child = Command::new(exe)
         .arg("-f")
         .args(args)
@@ -127,7 +143,10 @@ fn spawn_daemon(args: &[String]) -> Result<()> {
     if line.trim() == "ready" {
         return Ok(());
     }
-    let status = child.wait().map_err(|e| Error::Config(format!("daemon: {e}")))?;
-    Err(Error::Config(format!("mount failed (daemon exited with {status})")))
+    let status = child
+        .wait()
+        .map_err(|e| Error::Config(format!("daemon: {e}")))?;
+    Err(Error::Config(format!(
+        "mount failed (daemon exited with {status})"
+    )))
 }
-

@@ -45,23 +45,79 @@ pub struct LayerPaths {
 
 impl From<&LayerPaths> for OverlayConfig {
     fn from(c: &LayerPaths) -> OverlayConfig {
-        OverlayConfig { lowers: c.lowers.clone(), upper: c.upper.clone(), work: c.work.clone() }
+        OverlayConfig {
+            lowers: c.lowers.clone(),
+            upper: c.upper.clone(),
+            work: c.work.clone(),
+        }
     }
 }
 
 /// Generic options that only matter to the kernel mount or are no-ops here.
 const GENERIC_FLAGS: &[&str] = &[
-    "rw", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime", "norelatime",
-    "strictatime", "nodiratime", "diratime", "sync", "async", "dirsync", "auto", "noauto", "user", "nouser",
-    "users", "_netdev", "nofail", "defaults", "allow_other", "allow_root", "default_permissions", "lazytime",
-    "nolazytime", "silent", "loud", "noacl", "static_nlink", "xattr_permissions=0",
+    "rw",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "exec",
+    "noexec",
+    "atime",
+    "noatime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nodiratime",
+    "diratime",
+    "sync",
+    "async",
+    "dirsync",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "users",
+    "_netdev",
+    "nofail",
+    "defaults",
+    "allow_other",
+    "allow_root",
+    "default_permissions",
+    "lazytime",
+    "nolazytime",
+    "silent",
+    "loud",
+    "noacl",
+    "static_nlink",
+    "xattr_permissions=0",
 ];
 
 /// Options of fuse-overlayfs or the kernel that are accepted and ignored, by prefix.
 const IGNORED_KEYS: &[&str] = &[
-    "fsname", "subtype", "context", "fscontext", "defcontext", "rootcontext", "timeout", "threaded", "fsync",
-    "redirect_dir", "index", "xino", "metacopy", "uidmapping", "gidmapping", "max_idle_threads", "volatile",
-    "userxattr", "x-", "comment", "xattr_permissions", "squash_to_root", "squash_to_uid", "squash_to_gid",
+    "fsname",
+    "subtype",
+    "context",
+    "fscontext",
+    "defcontext",
+    "rootcontext",
+    "timeout",
+    "threaded",
+    "fsync",
+    "redirect_dir",
+    "index",
+    "xino",
+    "metacopy",
+    "uidmapping",
+    "gidmapping",
+    "max_idle_threads",
+    "volatile",
+    "userxattr",
+    "x-",
+    "comment",
+    "xattr_permissions",
+    "squash_to_root",
+    "squash_to_uid",
+    "squash_to_gid",
 ];
 
 fn split_lowers(v: &str) -> Result<Vec<PathBuf>> {
@@ -125,7 +181,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Options> {
             }
             "-s" => {}
             "-o" => {
-                let v = it.next().ok_or_else(|| Error::Config("-o needs a value".into()))?;
+                let v = it
+                    .next()
+                    .ok_or_else(|| Error::Config("-o needs a value".into()))?;
                 opts.extend(split_opts(&v));
             }
             s if s.starts_with("-o") => opts.extend(split_opts(&s[2..])),
@@ -145,7 +203,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Options> {
             o.mountpoint = PathBuf::from(positional.remove(0));
         }
         0 => return Err(Error::Config(format!("no mountpoint given\n{}", usage()))),
-        _ => return Err(Error::Config(format!("too many arguments: {positional:?}\n{}", usage()))),
+        _ => {
+            return Err(Error::Config(format!(
+                "too many arguments: {positional:?}\n{}",
+                usage()
+            )))
+        }
     }
     for opt in opts {
         let (k, v) = match opt.split_once('=') {
@@ -159,7 +222,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Options> {
             ("ro", None) => o.read_only = true,
             ("debug", None) => o.debug = true,
             _ if GENERIC_FLAGS.contains(&opt.as_str()) => o.flags.push(opt.clone()),
-            _ if IGNORED_KEYS.iter().any(|p| k == *p || (p.ends_with('-') && k.starts_with(p))) => {}
+            _ if IGNORED_KEYS
+                .iter()
+                .any(|p| k == *p || (p.ends_with('-') && k.starts_with(p))) => {}
             _ => return Err(Error::Config(format!("unknown mount option '{opt}'"))),
         }
     }
@@ -192,14 +257,36 @@ mod tests {
     #[test]
     fn accepted_forms() {
         let cases = [
-            ("-o lowerdir=/a:/b,upperdir=/u,workdir=/w /m", vec!["/a", "/b"], Some("/u"), None, false),
-            ("overlay /m -o rw,lowerdir=/a,upperdir=/u,workdir=/w,dev,suid", vec!["/a"], Some("/u"), Some("overlay"), false),
+            (
+                "-o lowerdir=/a:/b,upperdir=/u,workdir=/w /m",
+                vec!["/a", "/b"],
+                Some("/u"),
+                None,
+                false,
+            ),
+            (
+                "overlay /m -o rw,lowerdir=/a,upperdir=/u,workdir=/w,dev,suid",
+                vec!["/a"],
+                Some("/u"),
+                Some("overlay"),
+                false,
+            ),
             ("-f -olowerdir=/a /m", vec!["/a"], None, None, true),
-            ("-o lowerdir=/a\\:x:/b -o upperdir=/u -o workdir=/w /m", vec!["/a:x", "/b"], Some("/u"), None, false),
+            (
+                "-o lowerdir=/a\\:x:/b -o upperdir=/u -o workdir=/w /m",
+                vec!["/a:x", "/b"],
+                Some("/u"),
+                None,
+                false,
+            ),
         ];
         for (line, lowers, upper, source, fg) in cases {
             let o = parse(args(line)).unwrap_or_else(|e| panic!("{line}: {e}"));
-            assert_eq!(o.layers.lowers, lowers.iter().map(PathBuf::from).collect::<Vec<_>>(), "{line}");
+            assert_eq!(
+                o.layers.lowers,
+                lowers.iter().map(PathBuf::from).collect::<Vec<_>>(),
+                "{line}"
+            );
             assert_eq!(o.layers.upper, upper.map(PathBuf::from), "{line}");
             assert_eq!(o.source.as_deref(), source, "{line}");
             assert_eq!(o.foreground, fg, "{line}");

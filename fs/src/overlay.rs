@@ -120,7 +120,9 @@ struct NodeTable {
 
 impl NodeTable {
     fn get(&self, id: u64) -> Result<&Node> {
-        self.nodes.get(&id).ok_or(Error::errno_only("stale node", Errno::STALE))
+        self.nodes
+            .get(&id)
+            .ok_or(Error::errno_only("stale node", Errno::STALE))
     }
 
     fn path(&self, id: u64) -> Result<Vec<u8>> {
@@ -169,7 +171,9 @@ impl NodeTable {
                 n.parent = parent;
                 n.name = name.to_vec();
                 n.unlinked = false;
-            } else if !(n.parent == parent && n.name == name) && !n.aliases.iter().any(|(p, nm)| *p == parent && nm == name) {
+            } else if !(n.parent == parent && n.name == name)
+                && !n.aliases.iter().any(|(p, nm)| *p == parent && nm == name)
+            {
                 n.aliases.push((parent, name.to_vec()));
             }
         }
@@ -258,7 +262,9 @@ impl Overlay {
                     )));
                 }
                 if layer.root.starts_with(&work.root) || work.root.starts_with(&layer.root) {
-                    return Err(Error::Config("upperdir and workdir must not contain each other".into()));
+                    return Err(Error::Config(
+                        "upperdir and workdir must not contain each other".into(),
+                    ));
                 }
                 Some(Upper { layer, work })
             }
@@ -275,7 +281,10 @@ impl Overlay {
         let ov = Overlay {
             lowers,
             upper,
-            table: Mutex::new(NodeTable { nodes: HashMap::new(), children: HashMap::new() }),
+            table: Mutex::new(NodeTable {
+                nodes: HashMap::new(),
+                children: HashMap::new(),
+            }),
             ns: RwLock::new(()),
             inos,
             tmp_seq: AtomicU64::new(0),
@@ -322,7 +331,9 @@ impl Overlay {
     }
 
     fn upper(&self) -> Result<&Upper> {
-        self.upper.as_ref().ok_or(Error::errno_only("read-only mount", Errno::ROFS))
+        self.upper
+            .as_ref()
+            .ok_or(Error::errno_only("read-only mount", Errno::ROFS))
     }
 
     fn resolve_root(&self) -> Result<Resolved> {
@@ -338,7 +349,10 @@ impl Overlay {
         }
         if !opaque {
             for (i, l) in self.lowers.iter().enumerate() {
-                lowers.push(LowerRef { layer: i, path: Vec::new() });
+                lowers.push(LowerRef {
+                    layer: i,
+                    path: Vec::new(),
+                });
                 if l.is_opaque(b"")? {
                     break;
                 }
@@ -348,7 +362,13 @@ impl Overlay {
             let st = self.lowers[first.layer].stat(b"").ctx("stat lower root")?;
             st_ino = Some(self.inos.map(st.st_dev, st.st_ino));
         }
-        Ok(Resolved { is_dir: true, upper, lowers, st_ino: st_ino.unwrap_or(ROOT), indexed: false })
+        Ok(Resolved {
+            is_dir: true,
+            upper,
+            lowers,
+            st_ino: st_ino.unwrap_or(ROOT),
+            indexed: false,
+        })
     }
 
     /// Resolve `name` in the directory `parent` (already known) across all layers.
@@ -363,12 +383,28 @@ impl Overlay {
                     Probe::Whiteout => return Ok(None),
                     Probe::NonDir(st) => {
                         let st_ino = self.upper_ino(&path, &st)?;
-                        return Ok(Some(Resolved { is_dir: false, upper: true, lowers: Vec::new(), st_ino, indexed: false }));
+                        return Ok(Some(Resolved {
+                            is_dir: false,
+                            upper: true,
+                            lowers: Vec::new(),
+                            st_ino,
+                            indexed: false,
+                        }));
                     }
-                    Probe::Dir { stat, opaque, redirect: r } => {
+                    Probe::Dir {
+                        stat,
+                        opaque,
+                        redirect: r,
+                    } => {
                         if opaque {
                             let st_ino = self.upper_ino(&path, &stat)?;
-                            return Ok(Some(Resolved { is_dir: true, upper: true, lowers: Vec::new(), st_ino, indexed: false }));
+                            return Ok(Some(Resolved {
+                                is_dir: true,
+                                upper: true,
+                                lowers: Vec::new(),
+                                st_ino,
+                                indexed: false,
+                            }));
                         }
                         upper_dir = Some(*stat);
                         redirect = r;
@@ -389,7 +425,9 @@ impl Overlay {
                 next_abs += 1;
                 (next_abs - 1, r.clone())
             } else {
-                let Some(pl) = parent.lowers.get(next_parent) else { break };
+                let Some(pl) = parent.lowers.get(next_parent) else {
+                    break;
+                };
                 if pl.layer >= self.lowers.len() || (!parent.is_dir) {
                     break;
                 }
@@ -405,11 +443,18 @@ impl Overlay {
                     }
                     break;
                 }
-                Probe::Dir { stat, opaque, redirect: r } => {
+                Probe::Dir {
+                    stat,
+                    opaque,
+                    redirect: r,
+                } => {
                     if first_lower.is_none() {
                         first_lower = Some(*stat);
                     }
-                    lowers.push(LowerRef { layer: li, path: lpath });
+                    lowers.push(LowerRef {
+                        layer: li,
+                        path: lpath,
+                    });
                     if opaque {
                         break;
                     }
@@ -428,11 +473,23 @@ impl Overlay {
                     None => self.inos.map(ust.st_dev, ust.st_ino),
                 },
             };
-            return Ok(Some(Resolved { is_dir: true, upper: true, lowers, st_ino, indexed: false }));
+            return Ok(Some(Resolved {
+                is_dir: true,
+                upper: true,
+                lowers,
+                st_ino,
+                indexed: false,
+            }));
         }
         if let Some(l) = first_lower {
             let st_ino = self.inos.map(l.st_dev, l.st_ino);
-            return Ok(Some(Resolved { is_dir: true, upper: false, lowers, st_ino, indexed: false }));
+            return Ok(Some(Resolved {
+                is_dir: true,
+                upper: false,
+                lowers,
+                st_ino,
+                indexed: false,
+            }));
         }
         if let Some((li, lpath, st)) = nondir {
             let st_ino = self.inos.map(st.st_dev, st.st_ino);
@@ -440,7 +497,10 @@ impl Overlay {
             return Ok(Some(Resolved {
                 is_dir: false,
                 upper: false,
-                lowers: vec![LowerRef { layer: li, path: lpath }],
+                lowers: vec![LowerRef {
+                    layer: li,
+                    path: lpath,
+                }],
                 st_ino,
                 indexed,
             }));
@@ -450,8 +510,12 @@ impl Overlay {
 
     fn upper_saved_ino(&self, path: &[u8]) -> Result<Option<u64>> {
         let u = self.upper()?;
-        let v = u.layer.get_xattr(path, layer::XATTR_INO).ctx("read saved inode number")?;
-        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok()).map(u64::from_le_bytes))
+        let v = u
+            .layer
+            .get_xattr(path, layer::XATTR_INO)
+            .ctx("read saved inode number")?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map(u64::from_le_bytes))
     }
 
     fn upper_ino(&self, path: &[u8], st: &Stat) -> Result<u64> {
@@ -525,7 +589,10 @@ impl Overlay {
             let ppath = t.path(parent)?;
             let cached = t.children.get(&(parent, name.to_vec())).copied();
             if let Some(id) = cached {
-                let n = t.nodes.get_mut(&id).expect("child map points at a live node");
+                let n = t
+                    .nodes
+                    .get_mut(&id)
+                    .expect("child map points at a live node");
                 n.lookups += 1;
             }
             (pnode, ppath, cached)
@@ -542,9 +609,10 @@ impl Overlay {
         let r = self
             .resolve(&pnode, &ppath, name)?
             .ok_or(Error::errno_only("lookup", Errno::NOENT))?;
-        let (id, node) = self.insert_node(parent, name, r);
-        let st = self.stat_node(&node, &join(&ppath, name));
-        match st {
+        let (id, _) = self.insert_node(parent, name, r);
+        // Stat through the node's primary name: for a hard link that is known
+        // under another name, that name says where the data is now.
+        match self.getattr(id) {
             Ok(st) => Ok((id, st)),
             Err(e) => {
                 self.forget(id, 1);
@@ -632,7 +700,10 @@ impl Overlay {
         } else if node.indexed {
             Ok((&self.upper()?.work, index_path(node.st_ino)))
         } else {
-            let l = node.lowers.first().ok_or(Error::errno_only("lookup", Errno::NOENT))?;
+            let l = node
+                .lowers
+                .first()
+                .ok_or(Error::errno_only("lookup", Errno::NOENT))?;
             Ok((&self.lowers[l.layer], l.path.clone()))
         }
     }
@@ -673,8 +744,12 @@ impl Overlay {
                 }
                 let mut ft = ft;
                 if ft == FileType::CharacterDevice || ft == FileType::Unknown {
-                    let st = rustix::fs::statat(&dirfd, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
-                        .ctx("stat entry")?;
+                    let st = rustix::fs::statat(
+                        &dirfd,
+                        OsStr::from_bytes(&name),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .ctx("stat entry")?;
                     if layer::is_whiteout(&st) {
                         hidden_here.push(name);
                         continue;
@@ -682,7 +757,11 @@ impl Overlay {
                     ft = FileType::from_raw_mode(st.st_mode);
                 }
                 seen.insert(name.clone());
-                out.push(DirEntry { name, kind: ft, ino: self.inos.map(layer.dev, ino) });
+                out.push(DirEntry {
+                    name,
+                    kind: ft,
+                    ino: self.inos.map(layer.dev, ino),
+                });
             }
             seen.extend(hidden_here);
         }
@@ -732,15 +811,36 @@ impl Overlay {
         let idx = index_path(node.st_ino);
         let mut indexed = node.indexed;
         if !node.is_dir && node.indexed {
-            rustix::fs::linkat(&u.work.fd, layer::at(&idx), &u.layer.fd, layer::at(&path), AtFlags::empty())
-                .ctx("copy-up from index")?;
+            rustix::fs::linkat(
+                &u.work.fd,
+                layer::at(&idx),
+                &u.layer.fd,
+                layer::at(&path),
+                AtFlags::empty(),
+            )
+            .ctx("copy-up from index")?;
         } else {
-            let src = node.lowers.first().ok_or(Error::errno_only("copy-up", Errno::NOENT))?;
-            let lst = self.lowers[src.layer].stat(&src.path).ctx("stat copy-up source")?;
-            let index = (!node.is_dir && lst.st_nlink > 1).then_some((idx.as_slice(), lst.st_nlink as u32));
+            let src = node
+                .lowers
+                .first()
+                .ok_or(Error::errno_only("copy-up", Errno::NOENT))?;
+            let lst = self.lowers[src.layer]
+                .stat(&src.path)
+                .ctx("stat copy-up source")?;
+            let index =
+                (!node.is_dir && lst.st_nlink > 1).then_some((idx.as_slice(), lst.st_nlink as u32));
             indexed = index.is_some();
             let tmp = self.tmp_name();
-            copy_up::copy_up(&self.lowers[src.layer], &src.path, u, &tmp, &path, node.st_ino, with_data, index)?;
+            copy_up::copy_up(
+                &self.lowers[src.layer],
+                &src.path,
+                u,
+                &tmp,
+                &path,
+                node.st_ino,
+                with_data,
+                index,
+            )?;
         }
         self.set_node(id, |n| {
             if is_primary {
@@ -766,12 +866,17 @@ impl Overlay {
     }
 
     fn index_exists(&self, st_ino: u64) -> bool {
-        self.upper.as_ref().is_some_and(|u| u.work.stat(&index_path(st_ino)).is_ok())
+        self.upper
+            .as_ref()
+            .is_some_and(|u| u.work.stat(&index_path(st_ino)).is_ok())
     }
 
     fn saved_nlink(&self, layer: &Layer, path: &[u8]) -> Result<Option<u32>> {
-        let v = layer.get_xattr(path, layer::XATTR_NLINK).ctx("read link count")?;
-        Ok(v.and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok()).map(u32::from_le_bytes))
+        let v = layer
+            .get_xattr(path, layer::XATTR_NLINK)
+            .ctx("read link count")?;
+        Ok(v.and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+            .map(u32::from_le_bytes))
     }
 
     /// Add `delta` to the recorded link count of an indexed hard-linked file.
@@ -783,8 +888,13 @@ impl Overlay {
         }
         let cur = self.saved_nlink(&u.work, &idx)?.unwrap_or(1) as i64;
         let n = (cur + delta).max(0) as u32;
-        rustix::fs::lsetxattr(u.work.abs(&idx), layer::XATTR_NLINK, &n.to_le_bytes(), rustix::fs::XattrFlags::empty())
-            .ctx("record link count")
+        rustix::fs::lsetxattr(
+            u.work.abs(&idx),
+            layer::XATTR_NLINK,
+            &n.to_le_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .ctx("record link count")
     }
 
     /// Copy a node up for writing (open for write, truncate…). `truncating`
@@ -798,7 +908,9 @@ impl Overlay {
     /// Open a node's file; write access copies it up first. The caller owns the descriptor.
     pub fn open(&self, id: u64, flags: OFlags) -> Result<OwnedFd> {
         let acc = flags & (OFlags::RDONLY | OFlags::WRONLY | OFlags::RDWR);
-        let writing = acc.contains(OFlags::WRONLY) || acc.contains(OFlags::RDWR) || flags.contains(OFlags::TRUNC);
+        let writing = acc.contains(OFlags::WRONLY)
+            || acc.contains(OFlags::RDWR)
+            || flags.contains(OFlags::TRUNC);
         if writing {
             self.copy_up_for_write(id, flags.contains(OFlags::TRUNC))?;
         }
@@ -846,12 +958,19 @@ impl Overlay {
             return Err(Error::errno_only("create", Errno::NOTDIR));
         }
         if pnode.unlinked {
-            return Err(Error::errno_only("create in removed directory", Errno::NOENT));
+            return Err(Error::errno_only(
+                "create in removed directory",
+                Errno::NOENT,
+            ));
         }
         self.check_absent(&pnode, &ppath, name)?;
         self.copy_up(parent, true)?;
         let pst = u.layer.stat(&ppath).ctx("stat parent")?;
-        let gid = if pst.st_mode & 0o2000 != 0 { pst.st_gid } else { creds.gid };
+        let gid = if pst.st_mode & 0o2000 != 0 {
+            pst.st_gid
+        } else {
+            creds.gid
+        };
         let mut perm = mode & 0o7777;
         if matches!(kind, NewKind::Dir) && pst.st_mode & 0o2000 != 0 {
             perm |= 0o2000;
@@ -871,26 +990,42 @@ impl Overlay {
         }
         // Objects are built in the work directory when they replace a whiteout
         // (so they appear atomically, already opaque), else directly in place.
-        let (dir, target): (&Layer, Vec<u8>) =
-            if over_whiteout { (&u.work, self.tmp_name()) } else { (&u.layer, path.clone()) };
+        let (dir, target): (&Layer, Vec<u8>) = if over_whiteout {
+            (&u.work, self.tmp_name())
+        } else {
+            (&u.layer, path.clone())
+        };
         let tgt = layer::at(&target);
         let mut fd = None;
         match kind {
             NewKind::File(flags) => {
-                let f = (flags & (OFlags::RDONLY | OFlags::WRONLY | OFlags::RDWR | OFlags::APPEND | OFlags::NONBLOCK))
+                let f = (flags
+                    & (OFlags::RDONLY
+                        | OFlags::WRONLY
+                        | OFlags::RDWR
+                        | OFlags::APPEND
+                        | OFlags::NONBLOCK))
                     | OFlags::CREATE
                     | OFlags::EXCL
                     | OFlags::CLOEXEC;
-                fd = Some(rustix::fs::openat(&dir.fd, tgt, f, Mode::from_raw_mode(perm)).ctx("create")?);
+                fd = Some(
+                    rustix::fs::openat(&dir.fd, tgt, f, Mode::from_raw_mode(perm)).ctx("create")?,
+                );
             }
-            NewKind::Dir => rustix::fs::mkdirat(&dir.fd, tgt, Mode::from_raw_mode(perm)).ctx("mkdir")?,
+            NewKind::Dir => {
+                rustix::fs::mkdirat(&dir.fd, tgt, Mode::from_raw_mode(perm)).ctx("mkdir")?
+            }
             NewKind::Special(ft, rdev) => {
-                rustix::fs::mknodat(&dir.fd, tgt, ft, Mode::from_raw_mode(perm), rdev).ctx("mknod")?
+                rustix::fs::mknodat(&dir.fd, tgt, ft, Mode::from_raw_mode(perm), rdev)
+                    .ctx("mknod")?
             }
-            NewKind::Symlink(t) => rustix::fs::symlinkat(OsStr::from_bytes(t), &dir.fd, tgt).ctx("symlink")?,
+            NewKind::Symlink(t) => {
+                rustix::fs::symlinkat(OsStr::from_bytes(t), &dir.fd, tgt).ctx("symlink")?
+            }
             NewKind::Link(_) => {
                 let sp = link_src.as_deref().unwrap_or_default();
-                rustix::fs::linkat(&u.layer.fd, layer::at(sp), &dir.fd, tgt, AtFlags::empty()).ctx("link")?
+                rustix::fs::linkat(&u.layer.fd, layer::at(sp), &dir.fd, tgt, AtFlags::empty())
+                    .ctx("link")?
             }
         }
         let finish = || -> Result<()> {
@@ -904,17 +1039,30 @@ impl Overlay {
                 )
                 .ctx("chown new object")?;
                 if !matches!(kind, NewKind::Symlink(_)) && perm & 0o7000 != 0 {
-                    rustix::fs::chmodat(&dir.fd, tgt, Mode::from_raw_mode(perm), AtFlags::empty()).ctx("chmod")?;
+                    rustix::fs::chmodat(&dir.fd, tgt, Mode::from_raw_mode(perm), AtFlags::empty())
+                        .ctx("chmod")?;
                 }
             }
             if over_whiteout {
                 if matches!(kind, NewKind::Dir) {
-                    rustix::fs::lsetxattr(dir.abs(&target), layer::XATTR_OPAQUE, b"y", rustix::fs::XattrFlags::empty())
-                        .ctx("mark opaque")?;
+                    rustix::fs::lsetxattr(
+                        dir.abs(&target),
+                        layer::XATTR_OPAQUE,
+                        b"y",
+                        rustix::fs::XattrFlags::empty(),
+                    )
+                    .ctx("mark opaque")?;
                 }
-                rustix::fs::renameat_with(&u.work.fd, tgt, &u.layer.fd, layer::at(&path), RenameFlags::EXCHANGE)
-                    .ctx("replace whiteout")?;
-                rustix::fs::unlinkat(&u.work.fd, tgt, AtFlags::empty()).ctx("remove old whiteout")?;
+                rustix::fs::renameat_with(
+                    &u.work.fd,
+                    tgt,
+                    &u.layer.fd,
+                    layer::at(&path),
+                    RenameFlags::EXCHANGE,
+                )
+                .ctx("replace whiteout")?;
+                rustix::fs::unlinkat(&u.work.fd, tgt, AtFlags::empty())
+                    .ctx("remove old whiteout")?;
             }
             Ok(())
         };
@@ -922,7 +1070,11 @@ impl Overlay {
             let _ = rustix::fs::unlinkat(
                 &dir.fd,
                 tgt,
-                if matches!(kind, NewKind::Dir) { AtFlags::REMOVEDIR } else { AtFlags::empty() },
+                if matches!(kind, NewKind::Dir) {
+                    AtFlags::REMOVEDIR
+                } else {
+                    AtFlags::empty()
+                },
             );
             return Err(e);
         }
@@ -935,7 +1087,17 @@ impl Overlay {
             Some(i) => i,
             None => self.inos.map(st.st_dev, st.st_ino),
         };
-        let (id, node) = self.insert_node(parent, name, Resolved { is_dir, upper: true, lowers: Vec::new(), st_ino, indexed: false });
+        let (id, node) = self.insert_node(
+            parent,
+            name,
+            Resolved {
+                is_dir,
+                upper: true,
+                lowers: Vec::new(),
+                st_ino,
+                indexed: false,
+            },
+        );
         let st = self.stat_node(&node, &path)?;
         Ok((id, st, fd))
     }
@@ -967,7 +1129,9 @@ impl Overlay {
         // As the kernel does with index=on: a lower hard link is copied up
         // before one of its names goes, so the others keep an exact link count.
         let lower_links = match node.lowers.first() {
-            Some(l) if !node.is_dir => self.lowers[l.layer].stat(&l.path).map_or(1, |st| st.st_nlink),
+            Some(l) if !node.is_dir => self.lowers[l.layer]
+                .stat(&l.path)
+                .map_or(1, |st| st.st_nlink),
             _ => 1,
         };
         if !node.is_dir && lower_links > 1 && !self.upper_has(&path) {
@@ -975,33 +1139,60 @@ impl Overlay {
         }
         let (pnode, _) = self.snapshot(parent)?;
         let needs_whiteout = self.lower_positive(&pnode, name)?;
-        let in_upper = if node.is_dir { node.upper } else { self.upper_has(&path) };
+        let in_upper = if node.is_dir {
+            node.upper
+        } else {
+            self.upper_has(&path)
+        };
         if in_upper {
             if needs_whiteout {
                 let tmp = self.tmp_name();
                 copy_up::make_whiteout(&u.work, &tmp)?;
-                rustix::fs::renameat_with(&u.work.fd, layer::at(&tmp), &u.layer.fd, layer::at(&path), RenameFlags::EXCHANGE)
-                    .ctx("replace with whiteout")?;
+                rustix::fs::renameat_with(
+                    &u.work.fd,
+                    layer::at(&tmp),
+                    &u.layer.fd,
+                    layer::at(&path),
+                    RenameFlags::EXCHANGE,
+                )
+                .ctx("replace with whiteout")?;
                 copy_up::remove_tree(&u.work, &tmp)?;
             } else if node.is_dir {
                 match rustix::fs::unlinkat(&u.layer.fd, layer::at(&path), AtFlags::REMOVEDIR) {
                     Ok(()) => {}
                     Err(Errno::NOTEMPTY) | Err(Errno::EXIST) => {
                         let tmp = self.tmp_name();
-                        rustix::fs::renameat(&u.layer.fd, layer::at(&path), &u.work.fd, layer::at(&tmp))
-                            .ctx("move directory away")?;
+                        rustix::fs::renameat(
+                            &u.layer.fd,
+                            layer::at(&path),
+                            &u.work.fd,
+                            layer::at(&tmp),
+                        )
+                        .ctx("move directory away")?;
                         copy_up::remove_tree(&u.work, &tmp)?;
                     }
-                    Err(e) => return Err(Error::Sys { op: "rmdir", errno: e }),
+                    Err(e) => {
+                        return Err(Error::Sys {
+                            op: "rmdir",
+                            errno: e,
+                        })
+                    }
                 }
             } else {
-                rustix::fs::unlinkat(&u.layer.fd, layer::at(&path), AtFlags::empty()).ctx("unlink")?;
+                rustix::fs::unlinkat(&u.layer.fd, layer::at(&path), AtFlags::empty())
+                    .ctx("unlink")?;
             }
         } else {
             let tmp = self.tmp_name();
             copy_up::make_whiteout(&u.work, &tmp)?;
-            rustix::fs::renameat_with(&u.work.fd, layer::at(&tmp), &u.layer.fd, layer::at(&path), RenameFlags::NOREPLACE)
-                .ctx("place whiteout")?;
+            rustix::fs::renameat_with(
+                &u.work.fd,
+                layer::at(&tmp),
+                &u.layer.fd,
+                layer::at(&path),
+                RenameFlags::NOREPLACE,
+            )
+            .ctx("place whiteout")?;
         }
         if !node.is_dir {
             self.adjust_nlink(node.st_ino, -1)?;
@@ -1014,7 +1205,9 @@ impl Overlay {
     /// After the names of a non-directory changed, note whether its primary
     /// name is in the upper layer.
     fn refresh_primary(&self, id: u64) {
-        let Ok((node, path)) = self.snapshot(id) else { return };
+        let Ok((node, path)) = self.snapshot(id) else {
+            return;
+        };
         if !node.is_dir && !node.unlinked {
             let up = self.upper_has(&path);
             self.set_node(id, |n| n.upper = up);
@@ -1022,7 +1215,14 @@ impl Overlay {
     }
 
     /// Rename, with `RENAME_NOREPLACE` / `RENAME_EXCHANGE` semantics.
-    pub fn rename(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: RenameFlags) -> Result<()> {
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: RenameFlags,
+    ) -> Result<()> {
         let (name, newname) = (name.as_bytes(), newname.as_bytes());
         let u = self.upper()?;
         if flags.intersects(!(RenameFlags::NOREPLACE | RenameFlags::EXCHANGE)) {
@@ -1103,8 +1303,14 @@ impl Overlay {
             let d = dst.expect("checked above");
             let (dnode, _) = self.snapshot(d)?;
             self.prepare_moved_dir(u, &dnode, &dpath, src_lower_here)?;
-            rustix::fs::renameat_with(&u.layer.fd, layer::at(&spath), &u.layer.fd, layer::at(&dpath), RenameFlags::EXCHANGE)
-                .ctx("rename exchange")?;
+            rustix::fs::renameat_with(
+                &u.layer.fd,
+                layer::at(&spath),
+                &u.layer.fd,
+                layer::at(&dpath),
+                RenameFlags::EXCHANGE,
+            )
+            .ctx("rename exchange")?;
             let mut t = self.table();
             t.detach(src, parent, name);
             t.detach(d, newparent, newname);
@@ -1119,20 +1325,38 @@ impl Overlay {
         // cannot be renamed over one) or an emptied directory holding whiteouts.
         match u.layer.stat(&dpath) {
             Ok(st) if layer::is_whiteout(&st) && snode.is_dir => {
-                rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::empty()).ctx("remove whiteout")?;
+                rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::empty())
+                    .ctx("remove whiteout")?;
             }
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                if rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::REMOVEDIR).is_err() {
+                if rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::REMOVEDIR).is_err()
+                {
                     let tmp = self.tmp_name();
-                    rustix::fs::renameat(&u.layer.fd, layer::at(&dpath), &u.work.fd, layer::at(&tmp))
-                        .ctx("move replaced directory away")?;
+                    rustix::fs::renameat(
+                        &u.layer.fd,
+                        layer::at(&dpath),
+                        &u.work.fd,
+                        layer::at(&tmp),
+                    )
+                    .ctx("move replaced directory away")?;
                     copy_up::remove_tree(&u.work, &tmp)?;
                 }
             }
             _ => {}
         }
-        let rflags = if src_lower_here { RenameFlags::WHITEOUT } else { RenameFlags::empty() };
-        rustix::fs::renameat_with(&u.layer.fd, layer::at(&spath), &u.layer.fd, layer::at(&dpath), rflags).ctx("rename")?;
+        let rflags = if src_lower_here {
+            RenameFlags::WHITEOUT
+        } else {
+            RenameFlags::empty()
+        };
+        rustix::fs::renameat_with(
+            &u.layer.fd,
+            layer::at(&spath),
+            &u.layer.fd,
+            layer::at(&dpath),
+            rflags,
+        )
+        .ctx("rename")?;
         let mut t = self.table();
         if let Some(d) = dst {
             t.detach(d, newparent, newname);
@@ -1151,20 +1375,41 @@ impl Overlay {
         Ok(())
     }
 
-    fn prepare_moved_dir(&self, u: &Upper, node: &Node, path: &[u8], lower_at_target: bool) -> Result<()> {
+    fn prepare_moved_dir(
+        &self,
+        u: &Upper,
+        node: &Node,
+        path: &[u8],
+        lower_at_target: bool,
+    ) -> Result<()> {
         if !node.is_dir {
             return Ok(());
         }
         let abs = u.layer.abs(path);
         if let Some(first) = node.lowers.first() {
-            if u.layer.get_xattr(path, layer::XATTR_REDIRECT).ctx("read redirect")?.is_none() {
+            if u.layer
+                .get_xattr(path, layer::XATTR_REDIRECT)
+                .ctx("read redirect")?
+                .is_none()
+            {
                 let mut v = b"/".to_vec();
                 v.extend_from_slice(&first.path);
-                rustix::fs::lsetxattr(&abs, layer::XATTR_REDIRECT, &v, rustix::fs::XattrFlags::empty())
-                    .ctx("set redirect")?;
+                rustix::fs::lsetxattr(
+                    &abs,
+                    layer::XATTR_REDIRECT,
+                    &v,
+                    rustix::fs::XattrFlags::empty(),
+                )
+                .ctx("set redirect")?;
             }
         } else if lower_at_target {
-            rustix::fs::lsetxattr(&abs, layer::XATTR_OPAQUE, b"y", rustix::fs::XattrFlags::empty()).ctx("mark opaque")?;
+            rustix::fs::lsetxattr(
+                &abs,
+                layer::XATTR_OPAQUE,
+                b"y",
+                rustix::fs::XattrFlags::empty(),
+            )
+            .ctx("mark opaque")?;
         }
         Ok(())
     }
@@ -1199,19 +1444,29 @@ impl Overlay {
             .ctx("chown")?;
         }
         if let Some(m) = mode {
-            rustix::fs::chmodat(&u.layer.fd, at, Mode::from_raw_mode(m & 0o7777), AtFlags::empty()).ctx("chmod")?;
+            rustix::fs::chmodat(
+                &u.layer.fd,
+                at,
+                Mode::from_raw_mode(m & 0o7777),
+                AtFlags::empty(),
+            )
+            .ctx("chmod")?;
         }
         if let Some(sz) = size {
             match fd {
                 Some(fd) => rustix::fs::ftruncate(fd, sz).ctx("truncate")?,
                 None => {
-                    let f = u.layer.open_beneath(&path, OFlags::WRONLY, Mode::empty()).ctx("open for truncate")?;
+                    let f = u
+                        .layer
+                        .open_beneath(&path, OFlags::WRONLY, Mode::empty())
+                        .ctx("open for truncate")?;
                     rustix::fs::ftruncate(&f, sz).ctx("truncate")?;
                 }
             }
         }
         if let Some(ts) = times {
-            rustix::fs::utimensat(&u.layer.fd, at, &ts, AtFlags::SYMLINK_NOFOLLOW).ctx("utimens")?;
+            rustix::fs::utimensat(&u.layer.fd, at, &ts, AtFlags::SYMLINK_NOFOLLOW)
+                .ctx("utimens")?;
         }
         self.stat_node(&node, &path)
     }
@@ -1240,7 +1495,13 @@ impl Overlay {
     }
 
     /// Set an xattr (copying up first).
-    pub fn setxattr(&self, id: u64, name: &OsStr, value: &[u8], flags: rustix::fs::XattrFlags) -> Result<()> {
+    pub fn setxattr(
+        &self,
+        id: u64,
+        name: &OsStr,
+        value: &[u8],
+        flags: rustix::fs::XattrFlags,
+    ) -> Result<()> {
         if is_private_xattr(name.as_bytes()) {
             return Err(Error::errno_only("setxattr", Errno::PERM));
         }

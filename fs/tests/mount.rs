@@ -1,0 +1,670 @@
+//! Targeted tests of `strata-overlayfs`, mounted for real through the kernel
+//! (root and /dev/fuse needed), with the kernel's overlayfs as the oracle
+//! where one is needed.
+//!
+//! Run serially: `cargo test -p strata-fs --test mount -- --test-threads=1`
+//! (the tests also take a process-wide lock, so parallel runs stay correct).
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_strata-overlayfs");
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn can_mount() -> bool {
+    let ok = rustix::process::geteuid().is_root() && Path::new("/dev/fuse").exists();
+    if !ok {
+        eprintln!("SKIPPED: these tests need root and /dev/fuse");
+    }
+    ok
+}
+
+/// A scratch directory with lowers l0..lN, upper, work and a mountpoint.
+struct Stack {
+    dir: tempfile::TempDir,
+    lowers: usize,
+}
+
+impl Stack {
+    fn new(lowers: usize) -> Stack {
+        let dir = tempfile::Builder::new()
+            .prefix("strata-fs-test")
+            .tempdir_in("/tmp")
+            .unwrap();
+        for i in 0..lowers {
+            fs::create_dir(dir.path().join(format!("l{i}"))).unwrap();
+        }
+        for d in ["upper", "work", "mnt", "kupper", "kwork", "kmnt"] {
+            fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        Stack { dir, lowers }
+    }
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    fn lower(&self, i: usize) -> PathBuf {
+        self.p(&format!("l{i}"))
+    }
+    fn lowerdir(&self) -> String {
+        (0..self.lowers)
+            .map(|i| self.lower(i).display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+    fn opts(&self) -> String {
+        format!(
+            "lowerdir={},upperdir={},workdir={}",
+            self.lowerdir(),
+            self.p("upper").display(),
+            self.p("work").display()
+        )
+    }
+    fn mount(&self) -> Mounted {
+        let out = Command::new(BIN)
+            .arg("-o")
+            .arg(self.opts())
+            .arg(self.p("mnt"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Mounted {
+            path: self.p("mnt"),
+        }
+    }
+    fn mount_kernel(&self, upper: &str, work: &str, mnt: &str) -> Mounted {
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={},redirect_dir=on,index=on",
+            self.lowerdir(),
+            self.p(upper).display(),
+            self.p(work).display()
+        );
+        let st = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(self.p(mnt))
+            .status()
+            .unwrap();
+        assert!(st.success(), "kernel overlay mount failed");
+        Mounted { path: self.p(mnt) }
+    }
+}
+
+struct Mounted {
+    path: PathBuf,
+}
+
+impl Mounted {
+    fn p(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if Command::new("umount")
+                .arg(&self.path)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+fn write(p: impl AsRef<Path>, data: &[u8]) {
+    fs::write(p, data).unwrap();
+}
+
+fn read(p: impl AsRef<Path>) -> Vec<u8> {
+    fs::read(p).unwrap()
+}
+
+/// Sorted listing of a directory tree: "path type mode size".
+fn tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut ents: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+        ents.sort_by_key(|e| e.file_name());
+        for e in ents {
+            let p = e.path();
+            let md = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let t = md.file_type();
+            let kind = if t.is_dir() {
+                "d"
+            } else if t.is_symlink() {
+                "l"
+            } else if t.is_fifo() {
+                "p"
+            } else {
+                "f"
+            };
+            let extra = if t.is_file() {
+                String::from_utf8_lossy(&read(&p)).into_owned()
+            } else if t.is_symlink() {
+                fs::read_link(&p).unwrap().display().to_string()
+            } else {
+                String::new()
+            };
+            out.push(format!("{rel} {kind} {:o} {extra}", md.mode() & 0o7777));
+            if t.is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn mknod_whiteout(p: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        p,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::empty(),
+        0,
+    )
+    .unwrap();
+}
+
+#[test]
+fn delete_and_recreate_at_every_depth_survives_remount() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(2);
+    for (i, l) in [s.lower(0), s.lower(1)].iter().enumerate() {
+        fs::create_dir_all(l.join("top/mid")).unwrap();
+        write(l.join(format!("top/mid/f{i}")), b"lower");
+        write(l.join(format!("rootfile{i}")), b"lower");
+    }
+    {
+        let m = s.mount();
+        // Directly under the root and two levels down: files and directories.
+        fs::remove_dir_all(m.p("top")).unwrap();
+        fs::remove_file(m.p("rootfile0")).unwrap();
+        fs::create_dir(m.p("top")).unwrap();
+        write(m.p("rootfile0"), b"new");
+        fs::create_dir_all(m.p("top/mid")).unwrap();
+        write(m.p("top/mid/g"), b"mine");
+        assert_eq!(fs::read_dir(m.p("top/mid")).unwrap().count(), 1);
+    }
+    let m = s.mount();
+    let names: Vec<_> = fs::read_dir(m.p("top/mid"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![OsStr::new("g").to_owned()],
+        "nothing from the lowers may come back"
+    );
+    assert_eq!(read(m.p("rootfile0")), b"new");
+    assert_eq!(read(m.p("rootfile1")), b"lower");
+}
+
+#[test]
+fn inode_numbers_unique_across_layers_and_stable_across_copy_up() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(3);
+    for i in 0..3 {
+        for j in 0..20 {
+            write(s.lower(i).join(format!("f{i}_{j}")), b"x");
+        }
+    }
+    let m = s.mount();
+    let mut seen = std::collections::HashMap::new();
+    for e in fs::read_dir(&m.path).unwrap() {
+        let e = e.unwrap();
+        let ino = fs::symlink_metadata(e.path()).unwrap().ino();
+        if let Some(other) = seen.insert(ino, e.file_name()) {
+            panic!("{:?} and {:?} share inode {ino}", other, e.file_name());
+        }
+    }
+    assert_eq!(seen.len(), 60);
+    let before = fs::metadata(m.p("f2_3")).unwrap().ino();
+    fs::set_permissions(m.p("f2_3"), fs::Permissions::from_mode(0o600)).unwrap(); // copy-up
+    assert_eq!(fs::metadata(m.p("f2_3")).unwrap().ino(), before);
+    drop(m);
+    let m = s.mount();
+    assert_eq!(
+        fs::metadata(m.p("f2_3")).unwrap().ino(),
+        before,
+        "stable across remount"
+    );
+}
+
+#[test]
+fn hard_links_stay_linked_after_copy_up() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    write(s.lower(0).join("a"), b"one");
+    fs::hard_link(s.lower(0).join("a"), s.lower(0).join("b")).unwrap();
+    {
+        let m = s.mount();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(m.p("a"))
+            .unwrap()
+            .write_all(b"+two")
+            .unwrap();
+        assert_eq!(read(m.p("b")), b"one+two");
+        let (ma, mb) = (
+            fs::metadata(m.p("a")).unwrap(),
+            fs::metadata(m.p("b")).unwrap(),
+        );
+        assert_eq!(ma.ino(), mb.ino());
+        assert_eq!(ma.nlink(), 2);
+    }
+    let m = s.mount();
+    assert_eq!(read(m.p("b")), b"one+two", "still linked after remount");
+    fs::remove_file(m.p("a")).unwrap();
+    assert_eq!(fs::metadata(m.p("b")).unwrap().nlink(), 1);
+    assert_eq!(read(s.lower(0).join("a")), b"one", "lower layer untouched");
+}
+
+#[test]
+fn directory_rename_persists_and_kernel_reads_it() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(2);
+    fs::create_dir_all(s.lower(1).join("dir/sub")).unwrap();
+    write(s.lower(1).join("dir/sub/x"), b"x");
+    fs::create_dir_all(s.lower(0).join("dir")).unwrap();
+    write(s.lower(0).join("dir/y"), b"y");
+    let expected;
+    {
+        let m = s.mount();
+        fs::rename(m.p("dir"), m.p("moved")).unwrap();
+        fs::rename(m.p("moved/sub"), m.p("sub2")).unwrap();
+        assert!(!m.p("dir").exists());
+        expected = tree(&m.path);
+    }
+    let m = s.mount();
+    assert_eq!(tree(&m.path), expected, "same tree after remount");
+    drop(m);
+    // Format compatibility: the kernel mounts what strata wrote.
+    let k = s.mount_kernel("upper", "work", "kmnt");
+    assert_eq!(tree(&k.path), expected, "the kernel sees the same tree");
+}
+
+#[test]
+fn kernel_written_upper_reads_the_same_through_strata() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(2);
+    fs::create_dir_all(s.lower(1).join("d/e")).unwrap();
+    write(s.lower(1).join("d/e/f"), b"f");
+    write(s.lower(1).join("d/g"), b"g");
+    write(s.lower(0).join("h"), b"h");
+    let expected;
+    {
+        let k = s.mount_kernel("kupper", "kwork", "kmnt");
+        fs::remove_file(k.p("d/g")).unwrap();
+        fs::rename(k.p("d/e"), k.p("e2")).unwrap();
+        fs::remove_dir_all(k.p("d")).unwrap();
+        fs::create_dir(k.p("d")).unwrap();
+        write(k.p("d/new"), b"new");
+        write(k.p("h"), b"h2");
+        expected = tree(&k.path);
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        s.lowerdir(),
+        s.p("kupper").display(),
+        s.p("kwork").display()
+    );
+    let out = Command::new(BIN)
+        .arg("-o")
+        .arg(opts)
+        .arg(s.p("mnt"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = Mounted { path: s.p("mnt") };
+    assert_eq!(tree(&m.path), expected);
+}
+
+#[test]
+fn oci_whiteouts_in_lowers_are_honoured() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(2);
+    fs::create_dir_all(s.lower(1).join("opq")).unwrap();
+    write(s.lower(1).join("opq/hidden"), b"x");
+    write(s.lower(1).join("gone"), b"x");
+    write(s.lower(1).join("kgone"), b"x");
+    fs::create_dir_all(s.lower(0).join("opq")).unwrap();
+    write(s.lower(0).join("opq/.wh..wh..opq"), b"");
+    write(s.lower(0).join("opq/visible"), b"v");
+    write(s.lower(0).join(".wh.gone"), b"");
+    mknod_whiteout(&s.lower(0).join("kgone"));
+    let m = s.mount();
+    let t = tree(&m.path);
+    assert_eq!(
+        t,
+        vec!["opq d 755 ".to_string(), "opq/visible f 644 v".to_string()]
+    );
+}
+
+#[test]
+fn read_only_without_upper() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    write(s.lower(0).join("a"), b"a");
+    let out = Command::new(BIN)
+        .arg("-o")
+        .arg(format!("lowerdir={}", s.lowerdir()))
+        .arg(s.p("mnt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let m = Mounted { path: s.p("mnt") };
+    assert_eq!(read(m.p("a")), b"a");
+    let e = fs::write(m.p("b"), b"b").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+    let e = fs::OpenOptions::new()
+        .write(true)
+        .open(m.p("a"))
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+}
+
+#[test]
+fn bad_command_lines_fail_clearly() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    let mnt = s.p("mnt").display().to_string();
+    let l0 = s.lower(0).display().to_string();
+    let up = s.p("upper").display().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["-o".into(), "lowerdir=/does/not/exist".into(), mnt.clone()],
+            "No such file",
+        ),
+        (
+            vec!["-o".into(), format!("lowerdir={l0},bogus=1"), mnt.clone()],
+            "unknown mount option",
+        ),
+        (
+            vec![
+                "-o".into(),
+                format!("lowerdir={l0},upperdir={up},workdir=/dev/shm"),
+                mnt.clone(),
+            ],
+            "different filesystems",
+        ),
+        (
+            vec!["-o".into(), format!("lowerdir={l0}"), format!("{l0}")],
+            "inside the layer",
+        ),
+        (
+            vec![
+                "-o".into(),
+                format!("lowerdir={l0},upperdir={up}"),
+                mnt.clone(),
+            ],
+            "workdir",
+        ),
+        (vec![mnt.clone()], "lowerdir"),
+    ];
+    for (args, msg) in cases {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(err.contains(msg), "{args:?}: expected '{msg}' in '{err}'");
+    }
+    // Nothing got mounted.
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&mnt));
+}
+
+#[test]
+fn mount_helper_form_works() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    write(s.lower(0).join("a"), b"a");
+    let out = Command::new(BIN)
+        .arg("overlay")
+        .arg(s.p("mnt"))
+        .arg("-o")
+        .arg(format!("rw,{},dev,suid", s.opts()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = Mounted { path: s.p("mnt") };
+    assert_eq!(read(m.p("a")), b"a");
+}
+
+#[test]
+fn open_unlinked_files_stay_usable() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    write(s.lower(0).join("low"), b"lower data");
+    let m = s.mount();
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.p("low"))
+        .unwrap();
+    fs::remove_file(m.p("low")).unwrap();
+    f.seek(SeekFrom::End(0)).unwrap();
+    f.write_all(b" more").unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    let mut s2 = String::new();
+    f.read_to_string(&mut s2).unwrap();
+    assert_eq!(s2, "lower data more");
+    assert_eq!(f.metadata().unwrap().len(), 15);
+    assert!(!m.p("low").exists());
+}
+
+#[test]
+fn concurrent_writers_copying_up_the_same_file() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    let data = vec![7u8; 4 << 20];
+    write(s.lower(0).join("shared"), &data);
+    let m = s.mount();
+    let path = m.p("shared");
+    let threads: Vec<_> = (0..8u8)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+                rustix::io::pwrite(&f, &[i], i as u64 * 4096).unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let got = read(&path);
+    assert_eq!(got.len(), data.len());
+    for i in 0..8u8 {
+        assert_eq!(got[i as usize * 4096], i, "write of writer {i} lost");
+    }
+    assert_eq!(&got[1..4096], &data[1..4096]);
+}
+
+#[test]
+fn kill_during_copy_up_leaves_nothing_or_everything() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    let size = 256u64 << 20;
+    {
+        let f = fs::File::create(s.lower(0).join("big")).unwrap();
+        // Real data (not a hole), so the copy takes time.
+        let chunk = vec![0x5au8; 1 << 20];
+        let mut w = std::io::BufWriter::new(f);
+        for _ in 0..(size >> 20) {
+            w.write_all(&chunk).unwrap();
+        }
+    }
+    for delay_ms in [5u64, 40, 150] {
+        let _ = fs::remove_dir_all(s.p("upper"));
+        let _ = fs::remove_dir_all(s.p("work"));
+        fs::create_dir(s.p("upper")).unwrap();
+        fs::create_dir(s.p("work")).unwrap();
+        let m = s.mount();
+        let p = m.p("big");
+        let writer = std::thread::spawn(move || {
+            // Opening for write triggers the copy-up; it fails once the daemon dies.
+            let _ = fs::OpenOptions::new()
+                .append(true)
+                .open(&p)
+                .and_then(|mut f| f.write_all(b"!"));
+        });
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let pids = Command::new("pgrep")
+            .args(["-f", &format!("strata-overlayfs.*{}", s.p("mnt").display())])
+            .output()
+            .unwrap();
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+        let _ = writer.join();
+        drop(m);
+        let up = s.p("upper/big");
+        if let Ok(md) = fs::symlink_metadata(&up) {
+            assert!(
+                md.len() == size || md.len() == size + 1,
+                "partial copy-up of {} bytes",
+                md.len()
+            );
+        }
+        // A new mount cleans the work directory and shows whole content.
+        let start = Instant::now();
+        let m = s.mount();
+        let len = fs::metadata(m.p("big")).unwrap().len();
+        assert!(len == size || len == size + 1);
+        assert!(start.elapsed() < Duration::from_secs(30));
+        let leftovers: Vec<_> = fs::read_dir(s.p("work"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.as_bytes().starts_with(b"#strata"))
+            .collect();
+        assert!(leftovers.is_empty(), "work dir not cleaned: {leftovers:?}");
+    }
+}
+
+#[test]
+fn special_files_and_xattrs() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    write(s.lower(0).join("f"), b"f");
+    rustix::fs::setxattr(
+        s.lower(0).join("f"),
+        "user.k",
+        b"v",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let m = s.mount();
+    let mut buf = [0u8; 16];
+    let n = rustix::fs::getxattr(m.p("f"), "user.k", &mut buf[..]).unwrap();
+    assert_eq!(&buf[..n], b"v");
+    rustix::fs::setxattr(m.p("f"), "user.k2", b"w", rustix::fs::XattrFlags::empty()).unwrap();
+    let mut list = [0u8; 256];
+    let n = rustix::fs::listxattr(m.p("f"), &mut list[..]).unwrap();
+    let names: Vec<&[u8]> = list[..n]
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(
+        names,
+        vec![&b"user.k"[..], &b"user.k2"[..]],
+        "overlay xattrs must not show"
+    );
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &m.p("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    assert!(fs::symlink_metadata(m.p("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    std::os::unix::fs::symlink("/etc/passwd", m.p("sym")).unwrap();
+    assert_eq!(fs::read_link(m.p("sym")).unwrap(), Path::new("/etc/passwd"));
+    // rename flags
+    write(m.p("x"), b"x");
+    let e = rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &m.p("x"),
+        rustix::fs::CWD,
+        &m.p("f"),
+        rustix::fs::RenameFlags::NOREPLACE,
+    )
+    .unwrap_err();
+    assert_eq!(e, rustix::io::Errno::EXIST);
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &m.p("x"),
+        rustix::fs::CWD,
+        &m.p("f"),
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .unwrap();
+    assert_eq!(read(m.p("x")), b"f");
+    assert_eq!(read(m.p("f")), b"x");
+}
