@@ -17,7 +17,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, Timestamps};
 use rustix::io::Errno;
@@ -71,12 +71,32 @@ pub struct Node {
     pub lowers: Vec<LowerRef>,
     /// Inode number shown to users.
     pub st_ino: u64,
+    /// For a directory merging several lower layers: what its lower layers
+    /// hold, built on first use (lower layers never change).
+    lower_names: Option<Arc<LowerNames>>,
     /// A lower hard-linked file some name of which was copied up: its data
     /// lives in the index entry (shared by all copied-up names).
     pub indexed: bool,
     /// Unlinked (or renamed over) while the kernel still references it.
     pub unlinked: bool,
 }
+
+/// Below this many merged lower directories a lookup probes each layer;
+/// from it on, the directory's lower entries are listed once and looked up
+/// in memory, so a lookup costs the same at any depth.
+const LOWER_NAMES_MIN: usize = 3;
+
+/// What the first lower layer that mentions a name says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LowerName {
+    /// Hidden by a whiteout: no lower layer below has it.
+    Whiteout,
+    /// Present; resolution starts at this position of the directory's lower list.
+    At(usize),
+}
+
+/// The merged lower entries of one directory.
+type LowerNames = HashMap<Vec<u8>, LowerName>;
 
 /// A directory entry as merged from all layers.
 #[derive(Debug, Clone)]
@@ -304,6 +324,7 @@ impl Overlay {
                 upper: root.upper,
                 lowers: root.lowers,
                 st_ino: root.st_ino,
+                lower_names: None,
                 indexed: false,
                 unlinked: false,
             },
@@ -372,7 +393,13 @@ impl Overlay {
     }
 
     /// Resolve `name` in the directory `parent` (already known) across all layers.
-    fn resolve(&self, parent: &Node, parent_path: &[u8], name: &[u8]) -> Result<Option<Resolved>> {
+    fn resolve(
+        &self,
+        parent_id: u64,
+        parent: &Node,
+        parent_path: &[u8],
+        name: &[u8],
+    ) -> Result<Option<Resolved>> {
         let path = join(parent_path, name);
         let mut upper_dir: Option<Stat> = None;
         let mut redirect: Option<Vec<u8>> = None;
@@ -417,6 +444,12 @@ impl Overlay {
         let mut nondir: Option<(usize, Vec<u8>, Stat)> = None;
         let mut next_parent = 0usize;
         let mut next_abs = 0usize;
+        if redirect.is_none() && parent.lowers.len() >= LOWER_NAMES_MIN {
+            match self.lower_names(parent_id, parent)?.get(name) {
+                None | Some(LowerName::Whiteout) => next_parent = usize::MAX,
+                Some(LowerName::At(pos)) => next_parent = *pos,
+            }
+        }
         loop {
             let (li, lpath) = if let Some(r) = &redirect {
                 if next_abs >= self.lowers.len() {
@@ -508,6 +541,50 @@ impl Overlay {
         Ok(None)
     }
 
+    /// The merged lower entries of a directory node, listed on first use.
+    fn lower_names(&self, id: u64, node: &Node) -> Result<Arc<LowerNames>> {
+        if let Some(m) = &node.lower_names {
+            return Ok(m.clone());
+        }
+        let mut names = LowerNames::new();
+        for (pos, l) in node.lowers.iter().enumerate() {
+            let layer = &self.lowers[l.layer];
+            let dirfd = layer.open_dir(&l.path).ctx("open lower directory")?;
+            let entries = layer::dir_names(&dirfd).ctx("read lower directory")?;
+            let mut whiteouts = Vec::new();
+            for (name, _, ft) in entries {
+                if name.starts_with(WH_PREFIX) {
+                    if name.as_slice() != WH_OPAQUE {
+                        whiteouts.push(name[WH_PREFIX.len()..].to_vec());
+                    }
+                    continue;
+                }
+                if names.contains_key(&name) {
+                    continue;
+                }
+                let mut hit = LowerName::At(pos);
+                if ft == FileType::CharacterDevice || ft == FileType::Unknown {
+                    let st = rustix::fs::statat(
+                        &dirfd,
+                        OsStr::from_bytes(&name),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .ctx("stat lower entry")?;
+                    if layer::is_whiteout(&st) {
+                        hit = LowerName::Whiteout;
+                    }
+                }
+                names.insert(name, hit);
+            }
+            for w in whiteouts {
+                names.entry(w).or_insert(LowerName::Whiteout);
+            }
+        }
+        let names = Arc::new(names);
+        self.set_node(id, |n| n.lower_names = Some(names.clone()));
+        Ok(names)
+    }
+
     fn upper_saved_ino(&self, path: &[u8]) -> Result<Option<u64>> {
         let u = self.upper()?;
         let v = u
@@ -559,6 +636,7 @@ impl Overlay {
                     upper: r.upper,
                     lowers: r.lowers,
                     st_ino: r.st_ino,
+                    lower_names: None,
                     indexed: r.indexed,
                     unlinked: false,
                 },
@@ -607,7 +685,7 @@ impl Overlay {
             };
         }
         let r = self
-            .resolve(&pnode, &ppath, name)?
+            .resolve(parent, &pnode, &ppath, name)?
             .ok_or(Error::errno_only("lookup", Errno::NOENT))?;
         let (id, _) = self.insert_node(parent, name, r);
         // Stat through the node's primary name: for a hard link that is known
@@ -934,8 +1012,8 @@ impl Overlay {
         layer.open_beneath(&p, f, Mode::empty()).ctx("open")
     }
 
-    fn check_absent(&self, pnode: &Node, ppath: &[u8], name: &[u8]) -> Result<()> {
-        if self.resolve(pnode, ppath, name)?.is_some() {
+    fn check_absent(&self, parent: u64, pnode: &Node, ppath: &[u8], name: &[u8]) -> Result<()> {
+        if self.resolve(parent, pnode, ppath, name)?.is_some() {
             return Err(Error::errno_only("create", Errno::EXIST));
         }
         Ok(())
@@ -963,7 +1041,7 @@ impl Overlay {
                 Errno::NOENT,
             ));
         }
-        self.check_absent(&pnode, &ppath, name)?;
+        self.check_absent(parent, &pnode, &ppath, name)?;
         self.copy_up(parent, true)?;
         let pst = u.layer.stat(&ppath).ctx("stat parent")?;
         let gid = if pst.st_mode & 0o2000 != 0 {

@@ -357,15 +357,26 @@ fn kernel_written_upper_reads_the_same_through_strata() {
 
 #[test]
 fn oci_whiteouts_in_lowers_are_honoured() {
+    // Two layers: names are probed per layer; five: the directory's lower
+    // entries are listed once. Both paths must agree.
+    oci_whiteouts(2);
+    oci_whiteouts(5);
+}
+
+fn oci_whiteouts(layers: usize) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !can_mount() {
         return;
     }
-    let s = Stack::new(2);
-    fs::create_dir_all(s.lower(1).join("opq")).unwrap();
-    write(s.lower(1).join("opq/hidden"), b"x");
-    write(s.lower(1).join("gone"), b"x");
-    write(s.lower(1).join("kgone"), b"x");
+    let s = Stack::new(layers);
+    let bottom = s.lower(layers - 1);
+    fs::create_dir_all(bottom.join("opq")).unwrap();
+    write(bottom.join("opq/hidden"), b"x");
+    write(bottom.join("gone"), b"x");
+    write(bottom.join("kgone"), b"x");
+    for i in 1..layers - 1 {
+        fs::create_dir_all(s.lower(i).join("opq")).unwrap();
+    }
     fs::create_dir_all(s.lower(0).join("opq")).unwrap();
     write(s.lower(0).join("opq/.wh..wh..opq"), b"");
     write(s.lower(0).join("opq/visible"), b"v");
