@@ -128,7 +128,13 @@ impl Drop for Mounted {
         // Wait for the daemon to exit so it does not compete with the next run.
         if let Some(pid) = self.pid {
             for _ in 0..200 {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
+                // Gone, or a zombie nobody reaps (a daemon's parent exits at once).
+                let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let running = state
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|rest| !rest.trim_start().starts_with('Z'));
+                if !running {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));

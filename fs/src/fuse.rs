@@ -22,8 +22,8 @@ use fuser::{
     AccessFlags, BackingId, BsdFileFlags, CopyFileRangeFlags, Errno as FErrno, FileAttr,
     FileHandle, FileType as FType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, RenameFlags as FRename, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use rustix::fs::Timespec as Timestamp;
 use rustix::fs::{FileType, OFlags, RenameFlags, Stat, Timestamps};
@@ -258,6 +258,8 @@ impl OverlayFs {
 impl Filesystem for OverlayFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        let _ = config
+            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         if std::env::var_os("STRATA_NO_PASSTHROUGH").is_none()
             && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(1).is_ok()
@@ -636,7 +638,9 @@ impl Filesystem for OverlayFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // Nothing is buffered here and locks are the kernel's: ENOSYS tells
+        // the kernel to stop sending FLUSH on every close.
+        reply.error(FErrno::ENOSYS);
     }
 
     fn release(
@@ -719,6 +723,54 @@ impl Filesystem for OverlayFs {
                 ftype(e.kind),
                 OsStr::from_bytes(&e.name),
             ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let entries = match lock(&self.dirs).get(&fh.0).cloned() {
+            Some(e) => e,
+            None => return reply.error(FErrno::EBADF),
+        };
+        let mut off = offset;
+        if off < 2 {
+            // `.` and `..` carry no lookup; the kernel ignores their attributes.
+            match self.ov.getattr(ino.0) {
+                Ok(st) => {
+                    let mut a = attr(&st);
+                    a.ino = ino;
+                    if off == 0 && reply.add(ino, 1, ".", &Duration::ZERO, &a, Generation(0)) {
+                        return reply.ok();
+                    }
+                    if reply.add(ino, 2, "..", &Duration::ZERO, &a, Generation(0)) {
+                        return reply.ok();
+                    }
+                }
+                Err(e) => return reply.error(errno(&e)),
+            }
+            off = 2;
+        }
+        for (i, e) in entries.iter().enumerate().skip((off - 2) as usize) {
+            let name = OsStr::from_bytes(&e.name);
+            // Each entry returned counts as a lookup; one that does not fit
+            // in the buffer is forgotten again.
+            let Ok((id, st)) = self.ov.lookup(ino.0, name) else {
+                continue;
+            };
+            let mut a = attr(&st);
+            a.ino = INodeNo(id);
+            let ttl = ttl_for(&st);
+            if reply.add(INodeNo(id), i as u64 + 3, name, &ttl, &a, Generation(0)) {
+                self.ov.forget(id, 1);
                 break;
             }
         }
