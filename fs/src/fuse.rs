@@ -51,6 +51,7 @@ pub struct OverlayFs {
     backings: Mutex<HashMap<u64, (bool, Weak<BackingId>)>>,
     next_fh: AtomicU64,
     passthrough: AtomicBool,
+    readdirplus: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -172,8 +173,9 @@ fn oflags(flags: i32) -> OFlags {
 }
 
 impl OverlayFs {
-    /// Wrap a union for serving through FUSE.
-    pub fn new(ov: Overlay) -> OverlayFs {
+    /// Wrap a union for serving through FUSE; `readdirplus` offers the
+    /// kernel directory listings with attributes.
+    pub fn new(ov: Overlay, readdirplus: bool) -> OverlayFs {
         OverlayFs {
             ov,
             files: Mutex::new(HashMap::new()),
@@ -181,6 +183,7 @@ impl OverlayFs {
             backings: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
+            readdirplus,
         }
     }
 
@@ -258,8 +261,11 @@ impl OverlayFs {
 impl Filesystem for OverlayFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
-        let _ = config
-            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        if self.readdirplus {
+            let _ = config.add_capabilities(
+                InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO,
+            );
+        }
         if std::env::var_os("STRATA_NO_PASSTHROUGH").is_none()
             && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(1).is_ok()

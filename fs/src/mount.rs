@@ -102,7 +102,7 @@ pub fn run(opts: &Options, args: &[String]) -> Result<()> {
         drop(ov);
         return spawn_daemon(args);
     }
-    let fs = OverlayFs::new(ov);
+    let fs = OverlayFs::new(ov, opts.readdirplus);
     let session = fuser::Session::new(fs, &mp, &session_config(opts))
         .map_err(|e| Error::Config(format!("cannot mount on {}: {e}", mp.display())))?;
     if std::env::var_os(NOTIFY_ENV).is_some() {

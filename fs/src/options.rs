@@ -30,6 +30,10 @@ pub struct Options {
     pub read_only: bool,
     /// Generic flags passed on to the kernel mount (dev, nosuid, …).
     pub flags: Vec<String>,
+    /// Answer READDIRPLUS (entries with attributes). Off by default: it
+    /// speeds a cold `ls -l`/`find` but re-reads attributes the kernel
+    /// already caches on every repeated scan.
+    pub readdirplus: bool,
 }
 
 /// Layer paths as given on the command line.
@@ -221,6 +225,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Options> {
             ("workdir", Some(v)) if !v.is_empty() => o.layers.work = Some(PathBuf::from(v)),
             ("ro", None) => o.read_only = true,
             ("debug", None) => o.debug = true,
+            ("readdirplus", None) => o.readdirplus = true,
             _ if GENERIC_FLAGS.contains(&opt.as_str()) => o.flags.push(opt.clone()),
             _ if IGNORED_KEYS
                 .iter()

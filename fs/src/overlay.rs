@@ -658,32 +658,33 @@ impl Overlay {
     }
 
     fn lookup_locked(&self, parent: u64, name: &[u8]) -> Result<(u64, Stat)> {
-        let (pnode, ppath, cached) = {
+        let (pnode, ppath) = {
             let mut t = self.table();
-            let pnode = t.get(parent)?.clone();
-            if !pnode.is_dir {
-                return Err(Error::errno_only("lookup", Errno::NOTDIR));
-            }
-            let ppath = t.path(parent)?;
-            let cached = t.children.get(&(parent, name.to_vec())).copied();
-            if let Some(id) = cached {
+            let key = (parent, name.to_vec());
+            if let Some(&id) = t.children.get(&key) {
+                // Known name: only its attributes are needed.
                 let n = t
                     .nodes
                     .get_mut(&id)
                     .expect("child map points at a live node");
                 n.lookups += 1;
+                let node = n.clone();
+                let path = t.path(id)?;
+                drop(t);
+                return match self.stat_node(&node, &path) {
+                    Ok(st) => Ok((id, st)),
+                    Err(e) => {
+                        self.forget(id, 1);
+                        Err(e)
+                    }
+                };
             }
-            (pnode, ppath, cached)
+            let pnode = t.get(parent)?.clone();
+            if !pnode.is_dir {
+                return Err(Error::errno_only("lookup", Errno::NOTDIR));
+            }
+            (pnode, t.path(parent)?)
         };
-        if let Some(id) = cached {
-            return match self.getattr(id) {
-                Ok(st) => Ok((id, st)),
-                Err(e) => {
-                    self.forget(id, 1);
-                    Err(e)
-                }
-            };
-        }
         let r = self
             .resolve(parent, &pnode, &ppath, name)?
             .ok_or(Error::errno_only("lookup", Errno::NOENT))?;

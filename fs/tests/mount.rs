@@ -67,9 +67,12 @@ impl Stack {
         )
     }
     fn mount(&self) -> Mounted {
+        self.mount_with("")
+    }
+    fn mount_with(&self, extra: &str) -> Mounted {
         let out = Command::new(BIN)
             .arg("-o")
-            .arg(self.opts())
+            .arg(format!("{}{extra}", self.opts()))
             .arg(self.p("mnt"))
             .output()
             .unwrap();
@@ -678,4 +681,30 @@ fn special_files_and_xattrs() {
     .unwrap();
     assert_eq!(read(m.p("x")), b"f");
     assert_eq!(read(m.p("f")), b"x");
+}
+
+#[test]
+fn readdirplus_mode_lists_the_same_tree() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(3);
+    for i in 0..3 {
+        fs::create_dir_all(s.lower(i).join("d/sub")).unwrap();
+        for j in 0..300 {
+            write(
+                s.lower(i).join(format!("d/f{i}_{j}")),
+                format!("{i}{j}").as_bytes(),
+            );
+        }
+        std::os::unix::fs::symlink("target", s.lower(i).join(format!("d/sub/l{i}"))).unwrap();
+    }
+    mknod_whiteout(&s.lower(0).join("d/f1_7"));
+    let plain = tree(&s.mount().path);
+    let m = s.mount_with(",readdirplus");
+    assert_eq!(tree(&m.path), plain);
+    assert_eq!(plain.iter().filter(|l| l.starts_with("d/f")).count(), 899);
+    // Twice: the second scan is answered from nodes the first one created.
+    assert_eq!(tree(&m.path), plain);
 }
