@@ -189,11 +189,25 @@ impl Layer {
             Ok(st) => {
                 let ft = FileType::from_raw_mode(st.st_mode);
                 if ft == FileType::Directory {
-                    let opaque = self.is_opaque(rel)?;
-                    let redirect = self
-                        .get_xattr(rel, XATTR_REDIRECT)
-                        .ctx("read redirect")?
-                        .map(|r| resolve_redirect(rel, &r));
+                    // One listxattr tells whether the overlay xattrs are there at all.
+                    let names = list_xattr_path(&self.abs(rel)).ctx("list xattrs")?;
+                    let has = |n: &str| names.iter().any(|x| x.as_slice() == n.as_bytes());
+                    let mut opaque = has(XATTR_OPAQUE)
+                        && self
+                            .get_xattr(rel, XATTR_OPAQUE)
+                            .ctx("read opaque")?
+                            .as_deref()
+                            == Some(b"y");
+                    if !opaque && self.lower {
+                        opaque = self.has_opaque_marker(rel)?;
+                    }
+                    let redirect = if has(XATTR_REDIRECT) {
+                        self.get_xattr(rel, XATTR_REDIRECT)
+                            .ctx("read redirect")?
+                            .map(|r| resolve_redirect(rel, &r))
+                    } else {
+                        None
+                    };
                     Ok(Probe::Dir {
                         stat: Box::new(st),
                         opaque,
@@ -201,9 +215,9 @@ impl Layer {
                     })
                 } else if is_whiteout(&st) {
                     Ok(Probe::Whiteout)
-                } else if self.lower && self.has_aufs_whiteout(rel)? {
-                    Ok(Probe::Whiteout)
                 } else {
+                    // An OCI whiteout hides only lower layers' entries, never
+                    // one of its own layer: a real entry here stays visible.
                     Ok(Probe::NonDir(Box::new(st)))
                 }
             }
@@ -245,19 +259,19 @@ impl Layer {
                 return Ok(true);
             }
         }
-        if self.lower {
-            match self.stat(&join(rel, WH_OPAQUE)) {
-                Ok(_) => return Ok(true),
-                Err(Errno::NOENT) => {}
-                Err(e) => {
-                    return Err(Error::Sys {
-                        op: "lookup opaque marker",
-                        errno: e,
-                    })
-                }
-            }
+        Ok(self.lower && self.has_opaque_marker(rel)?)
+    }
+
+    /// Whether a lower directory holds the OCI opaque marker.
+    fn has_opaque_marker(&self, rel: &[u8]) -> Result<bool> {
+        match self.stat(&join(rel, WH_OPAQUE)) {
+            Ok(_) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(Error::Sys {
+                op: "lookup opaque marker",
+                errno: e,
+            }),
         }
-        Ok(false)
     }
 }
 

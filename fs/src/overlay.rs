@@ -254,6 +254,8 @@ struct Resolved {
     lowers: Vec<LowerRef>,
     st_ino: u64,
     indexed: bool,
+    /// The stat of the object that will answer getattr (saves a syscall).
+    stat: Option<Stat>,
 }
 
 impl Overlay {
@@ -389,6 +391,7 @@ impl Overlay {
             lowers,
             st_ino: st_ino.unwrap_or(ROOT),
             indexed: false,
+            stat: None,
         })
     }
 
@@ -416,6 +419,7 @@ impl Overlay {
                             lowers: Vec::new(),
                             st_ino,
                             indexed: false,
+                            stat: Some(*st),
                         }));
                     }
                     Probe::Dir {
@@ -431,6 +435,7 @@ impl Overlay {
                                 lowers: Vec::new(),
                                 st_ino,
                                 indexed: false,
+                                stat: Some(*stat),
                             }));
                         }
                         upper_dir = Some(*stat);
@@ -512,6 +517,7 @@ impl Overlay {
                 lowers,
                 st_ino,
                 indexed: false,
+                stat: Some(ust),
             }));
         }
         if let Some(l) = first_lower {
@@ -522,6 +528,7 @@ impl Overlay {
                 lowers,
                 st_ino,
                 indexed: false,
+                stat: Some(l),
             }));
         }
         if let Some((li, lpath, st)) = nondir {
@@ -536,6 +543,7 @@ impl Overlay {
                 }],
                 st_ino,
                 indexed,
+                stat: Some(st),
             }));
         }
         Ok(None)
@@ -688,7 +696,18 @@ impl Overlay {
         let r = self
             .resolve(parent, &pnode, &ppath, name)?
             .ok_or(Error::errno_only("lookup", Errno::NOENT))?;
-        let (id, _) = self.insert_node(parent, name, r);
+        let quick = r
+            .stat
+            .filter(|st| !r.indexed && (r.is_dir || st.st_nlink <= 1));
+        let (id, node) = self.insert_node(parent, name, r);
+        if let (Some(mut st), true) = (quick, node.parent == parent && node.name == name) {
+            // The probe's stat is the answer: fix it up as stat_node would.
+            st.st_ino = node.st_ino;
+            if node.is_dir && (node.upper as usize + node.lowers.len()) > 1 {
+                st.st_nlink = 1;
+            }
+            return Ok((id, st));
+        }
         // Stat through the node's primary name: for a hard link that is known
         // under another name, that name says where the data is now.
         match self.getattr(id) {
@@ -1175,6 +1194,7 @@ impl Overlay {
                 lowers: Vec::new(),
                 st_ino,
                 indexed: false,
+                stat: None,
             },
         );
         let st = self.stat_node(&node, &path)?;
