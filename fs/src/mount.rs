@@ -13,7 +13,12 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use fuser::{Config, MountOption, SessionACL};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use fuser::{Config, SessionACL};
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::MountFlags;
 
 use crate::error::{Error, Result};
 use crate::fuse::OverlayFs;
@@ -45,39 +50,59 @@ pub fn check_mountpoint(mountpoint: &Path, layer_roots: &[PathBuf]) -> Result<Pa
     Ok(mp)
 }
 
-fn session_config(opts: &Options) -> Config {
-    let mut c = Config::default();
-    let mut mo = vec![
-        MountOption::FSName(
-            opts.source
-                .clone()
-                .unwrap_or_else(|| "strata-overlayfs".into()),
-        ),
-        MountOption::Subtype("strata-overlayfs".into()),
-        MountOption::DefaultPermissions,
-    ];
-    if opts.read_only {
-        mo.push(MountOption::RO);
-    }
-    for f in &opts.flags {
-        match f.as_str() {
-            "nodev" => mo.push(MountOption::NoDev),
-            "nosuid" => mo.push(MountOption::NoSuid),
-            "noexec" => mo.push(MountOption::NoExec),
-            "noatime" => mo.push(MountOption::NoAtime),
-            "dirsync" => mo.push(MountOption::DirSync),
-            "sync" => mo.push(MountOption::Sync),
-            _ => {}
+/// Mount a FUSE filesystem of type `fuse.strata-overlayfs` on `mp` and
+/// return the `/dev/fuse` descriptor serving it (owned by the caller).
+///
+/// strata mounts by itself rather than through fuser, so that nothing ever
+/// unmounts the path later: a daemon outliving its mount must not detach a
+/// newer mount at the same place.
+fn mount_fuse(mp: &Path, opts: &Options) -> Result<OwnedFd> {
+    let sys =
+        |what: &str, e: rustix::io::Errno| Error::Config(format!("{what} {}: {e}", mp.display()));
+    let fd = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| sys("cannot open /dev/fuse to mount", e))?;
+    let st = rustix::fs::stat(mp).map_err(|e| sys("cannot stat mountpoint", e))?;
+    let data = format!(
+        "fd={},rootmode={:o},user_id={},group_id={},default_permissions,allow_other",
+        fd.as_raw_fd(),
+        st.st_mode & libc::S_IFMT,
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw()
+    );
+    let mut flags = MountFlags::empty();
+    for (opt, flag) in [
+        ("nodev", MountFlags::NODEV),
+        ("nosuid", MountFlags::NOSUID),
+        ("noexec", MountFlags::NOEXEC),
+        ("noatime", MountFlags::NOATIME),
+        ("dirsync", MountFlags::DIRSYNC),
+        ("sync", MountFlags::SYNCHRONOUS),
+    ] {
+        if opts.flags.iter().any(|f| f == opt) {
+            flags |= flag;
         }
     }
-    if !mo.contains(&MountOption::NoDev) {
-        mo.push(MountOption::Dev);
+    if opts.read_only {
+        flags |= MountFlags::RDONLY;
     }
-    if !mo.contains(&MountOption::NoSuid) {
-        mo.push(MountOption::Suid);
-    }
-    c.mount_options = mo;
-    c.acl = SessionACL::All;
+    let source = opts
+        .source
+        .clone()
+        .unwrap_or_else(|| "strata-overlayfs".into());
+    let data = CString::new(data).expect("no NUL in mount data");
+    rustix::mount::mount(
+        source.as_str(),
+        mp,
+        "fuse.strata-overlayfs",
+        flags,
+        data.as_c_str(),
+    )
+    .map_err(|e| sys("cannot mount on", e))?;
+    Ok(fd)
+}
+
+fn session_config() -> Config {
+    let mut c = Config::default();
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(2, 8);
@@ -103,8 +128,17 @@ pub fn run(opts: &Options, args: &[String]) -> Result<()> {
         return spawn_daemon(args);
     }
     let fs = OverlayFs::new(ov, opts.readdirplus);
-    let session = fuser::Session::new(fs, &mp, &session_config(opts))
-        .map_err(|e| Error::Config(format!("cannot mount on {}: {e}", mp.display())))?;
+    let fd = mount_fuse(&mp, opts)?;
+    let session = match fuser::Session::from_fd(fs, fd, SessionACL::All, session_config()) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = rustix::mount::unmount(&mp, rustix::mount::UnmountFlags::DETACH);
+            return Err(Error::Config(format!(
+                "FUSE handshake on {} failed: {e}",
+                mp.display()
+            )));
+        }
+    };
     if std::env::var_os(NOTIFY_ENV).is_some() {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "ready");

@@ -708,3 +708,25 @@ fn readdirplus_mode_lists_the_same_tree() {
     // Twice: the second scan is answered from nodes the first one created.
     assert_eq!(tree(&m.path), plain);
 }
+
+#[test]
+fn quick_remount_survives_the_old_daemon_exiting() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    write(s.lower(0).join("a"), b"a");
+    for _ in 0..5 {
+        let m = s.mount();
+        fs::write(m.p("b"), b"b").unwrap();
+        drop(m);
+        let m = s.mount();
+        // Give the previous daemon time to wind down; it must not take the
+        // new mount with it.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(read(m.p("a")), b"a");
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(mounts.contains("fuse.strata-overlayfs"), "mount type");
+    }
+}
