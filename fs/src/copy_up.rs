@@ -195,7 +195,14 @@ fn copy_metadata(
         )
         .ctx("copy-up chmod")?;
     }
-    let times = Timestamps {
+    let times = times_of(st);
+    rustix::fs::utimensat(&work.fd, t, &times, AtFlags::SYMLINK_NOFOLLOW).ctx("copy-up times")?;
+    Ok(())
+}
+
+/// The access and modification times of a stat, for `utimensat`.
+pub fn times_of(st: &Stat) -> Timestamps {
+    Timestamps {
         last_access: Timestamp {
             tv_sec: st.st_atime,
             tv_nsec: st.st_atime_nsec as _,
@@ -204,9 +211,7 @@ fn copy_metadata(
             tv_sec: st.st_mtime,
             tv_nsec: st.st_mtime_nsec as _,
         },
-    };
-    rustix::fs::utimensat(&work.fd, t, &times, AtFlags::SYMLINK_NOFOLLOW).ctx("copy-up times")?;
-    Ok(())
+    }
 }
 
 /// Create a kernel-format whiteout (character device 0/0) at `name` in `dir`.

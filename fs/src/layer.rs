@@ -296,7 +296,7 @@ pub fn get_xattr_path(path: &Path, name: &OsStr) -> rustix::io::Result<Option<Ve
             }
             Err(Errno::NODATA) | Err(Errno::NOTSUP) => return Ok(None),
             Err(Errno::RANGE) => {
-                let n = rustix::fs::lgetxattr(path, name, &mut [0u8; 0][..])?;
+                let n = rustix::fs::lgetxattr_query(path, name)?;
                 buf = vec![0u8; n.max(1) * 2];
             }
             Err(e) => return Err(e),
@@ -311,7 +311,7 @@ pub fn list_xattr_path(path: &Path) -> rustix::io::Result<Vec<Vec<u8>>> {
         match rustix::fs::llistxattr(path, &mut buf[..]) {
             Ok(n) => break n,
             Err(Errno::RANGE) => {
-                let n = rustix::fs::llistxattr(path, &mut [0u8; 0][..])?;
+                let n = rustix::fs::llistxattr_query(path)?;
                 buf = vec![0u8; n.max(1) * 2];
             }
             Err(Errno::NOTSUP) => return Ok(Vec::new()),
@@ -368,6 +368,29 @@ mod tests {
         assert_eq!(resolve_redirect(b"x/y", b"/a/b"), b"a/b".to_vec());
         assert_eq!(resolve_redirect(b"x/y", b"z"), b"x/z".to_vec());
         assert_eq!(resolve_redirect(b"y", b"z"), b"z".to_vec());
+    }
+
+    #[test]
+    fn xattrs_of_any_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"").unwrap();
+        for len in [0usize, 1, 255, 256, 257, 3000] {
+            let v = vec![b'v'; len];
+            if rustix::fs::setxattr(&f, "user.t", &v, rustix::fs::XattrFlags::empty()).is_err() {
+                return; // no user xattrs on this filesystem
+            }
+            assert_eq!(get_xattr_path(&f, OsStr::new("user.t")).unwrap(), Some(v));
+        }
+        rustix::fs::removexattr(&f, "user.t").unwrap();
+        // More than the first 1 KiB list buffer holds.
+        let names: Vec<String> = (0..40)
+            .map(|i| format!("user.long_attribute_name_{i:03}"))
+            .collect();
+        for n in &names {
+            rustix::fs::setxattr(&f, n.as_str(), b"x", rustix::fs::XattrFlags::empty()).unwrap();
+        }
+        assert_eq!(list_xattr_path(&f).unwrap().len(), 40);
     }
 
     #[test]

@@ -56,7 +56,9 @@ pub fn check_mountpoint(mountpoint: &Path, layer_roots: &[PathBuf]) -> Result<Pa
 /// strata mounts by itself rather than through fuser, so that nothing ever
 /// unmounts the path later: a daemon outliving its mount must not detach a
 /// newer mount at the same place.
-fn mount_fuse(mp: &Path, opts: &Options) -> Result<OwnedFd> {
+/// `read_only` mounts with `MS_RDONLY`, so the VFS refuses writes up front
+/// (EROFS) as it does for a kernel overlay without an upper layer.
+fn mount_fuse(mp: &Path, opts: &Options, read_only: bool) -> Result<OwnedFd> {
     let sys =
         |what: &str, e: rustix::io::Errno| Error::Config(format!("{what} {}: {e}", mp.display()));
     let fd = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
@@ -82,7 +84,7 @@ fn mount_fuse(mp: &Path, opts: &Options) -> Result<OwnedFd> {
             flags |= flag;
         }
     }
-    if opts.read_only {
+    if read_only {
         flags |= MountFlags::RDONLY;
     }
     let source = opts
@@ -127,8 +129,9 @@ pub fn run(opts: &Options, args: &[String]) -> Result<()> {
         drop(ov);
         return spawn_daemon(args);
     }
+    let ov_read_only = ov.read_only();
     let fs = OverlayFs::new(ov, opts.readdirplus);
-    let fd = mount_fuse(&mp, opts)?;
+    let fd = mount_fuse(&mp, opts, ov_read_only)?;
     let session = match fuser::Session::from_fd(fs, fd, SessionACL::All, session_config()) {
         Ok(s) => s,
         Err(e) => {

@@ -906,6 +906,8 @@ impl Overlay {
             }
             return Ok(());
         }
+        // Copy-up is not a change users make: the parent keeps its times.
+        let parent_times = copy_up::times_of(&u.layer.stat(&ppath).ctx("stat copy-up parent")?);
         let idx = index_path(node.st_ino);
         let mut indexed = node.indexed;
         if !node.is_dir && node.indexed {
@@ -940,6 +942,13 @@ impl Overlay {
                 index,
             )?;
         }
+        rustix::fs::utimensat(
+            &u.layer.fd,
+            layer::at(&ppath),
+            &parent_times,
+            AtFlags::empty(),
+        )
+        .ctx("restore parent times")?;
         self.set_node(id, |n| {
             if is_primary {
                 n.upper = true;
@@ -1141,16 +1150,19 @@ impl Overlay {
                         .ctx("chmod")?;
                 }
             }
+            // Like the kernel, a directory made where lower layers could show
+            // through (over a whiteout, or in a merged parent) is opaque.
+            let merged_parent = !pnode.lowers.is_empty();
+            if matches!(kind, NewKind::Dir) && (over_whiteout || merged_parent) {
+                rustix::fs::lsetxattr(
+                    dir.abs(&target),
+                    layer::XATTR_OPAQUE,
+                    b"y",
+                    rustix::fs::XattrFlags::empty(),
+                )
+                .ctx("mark opaque")?;
+            }
             if over_whiteout {
-                if matches!(kind, NewKind::Dir) {
-                    rustix::fs::lsetxattr(
-                        dir.abs(&target),
-                        layer::XATTR_OPAQUE,
-                        b"y",
-                        rustix::fs::XattrFlags::empty(),
-                    )
-                    .ctx("mark opaque")?;
-                }
                 rustix::fs::renameat_with(
                     &u.work.fd,
                     tgt,
