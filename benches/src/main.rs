@@ -69,26 +69,15 @@ fn find_strata() -> PathBuf {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let json = args
-        .iter()
-        .position(|a| a == "--json")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from);
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
+    let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     if !rustix::process::geteuid().is_root() {
         eprintln!("strata-benches: must run as root (it mounts)");
         std::process::exit(1);
     }
     let strata = find_strata();
     if !strata.exists() {
-        eprintln!(
-            "strata-benches: {} missing; build it with cargo build --release -p strata-fs",
-            strata.display()
-        );
+        eprintln!("strata-benches: {} missing; build it with cargo build --release -p strata-fs", strata.display());
         std::process::exit(1);
     }
     let mut impls = vec![Impl::Kernel];
@@ -97,17 +86,9 @@ fn main() {
         None => eprintln!("note: fuse-overlayfs not installed; its column is skipped"),
     }
     impls.push(Impl::Strata(strata));
-    let settings = Settings {
-        quick,
-        reps: if quick { 3 } else { 5 },
-        root: PathBuf::from("/var/tmp/strata-bench"),
-    };
+    let settings = Settings { quick, reps: if quick { 3 } else { 5 }, root: PathBuf::from("/var/tmp/strata-bench") };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "# strata benchmarks ({}), load average at start: {}",
-        if quick { "quick" } else { "full" },
-        load.trim()
-    );
+    println!("# strata benchmarks ({}), load average at start: {}", if quick { "quick" } else { "full" }, load.trim());
     let rows = workloads::run_all(&settings, &impls, only.as_deref());
     print_table(&impls, &rows);
     if let Some(path) = json {
@@ -118,11 +99,7 @@ fn main() {
 }
 
 fn which(name: &str) -> Option<PathBuf> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .ok()?;
+    let out = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().ok()?;
     let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (!s.is_empty()).then(|| PathBuf::from(s))
 }
@@ -173,24 +150,12 @@ fn to_json(impls: &[Impl], rows: &[Row]) -> String {
     let rows: Vec<String> = rows
         .iter()
         .map(|r| {
-            let vals: Vec<String> = r
-                .values
-                .iter()
-                .map(|v| v.map_or("null".to_string(), |x| format!("{x:e}")))
-                .collect();
-            format!(
-                "{{\"workload\":\"{}\",\"unit\":\"{}\",\"values\":[{}]}}",
-                r.name,
-                r.unit,
-                vals.join(",")
-            )
+            let vals: Vec<String> =
+                r.values.iter().map(|v| v.map_or("null".to_string(), |x| format!("{x:e}"))).collect();
+            format!("{{\"workload\":\"{}\",\"unit\":\"{}\",\"values\":[{}]}}", r.name, r.unit, vals.join(","))
         })
         .collect();
-    format!(
-        "{{\"implementations\":[{}],\"rows\":[{}]}}",
-        names.join(","),
-        rows.join(",")
-    )
+    format!("{{\"implementations\":[{}],\"rows\":[{}]}}", names.join(","), rows.join(","))
 }
 
 /// Median of a set of durations, in seconds.

@@ -116,11 +116,7 @@ pub struct Mounted {
 impl Drop for Mounted {
     fn drop(&mut self) {
         for _ in 0..100 {
-            if Command::new("umount")
-                .arg(&self.path)
-                .status()
-                .is_ok_and(|s| s.success())
-            {
+            if Command::new("umount").arg(&self.path).status().is_ok_and(|s| s.success()) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -130,10 +126,7 @@ impl Drop for Mounted {
             for _ in 0..200 {
                 // Gone, or a zombie nobody reaps (a daemon's parent exits at once).
                 let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let running = state
-                    .rsplit(')')
-                    .next()
-                    .is_some_and(|rest| !rest.trim_start().starts_with('Z'));
+                let running = state.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z'));
                 if !running {
                     break;
                 }
@@ -146,23 +139,14 @@ impl Drop for Mounted {
 /// Mount `stack` with `imp`, with a fresh empty upper layer.
 pub fn mount(settings: &Settings, imp: &Impl, stack: &Stack) -> Mounted {
     let run = settings.root.join("run");
-    let _ = Command::new("umount")
-        .arg(run.join("mnt"))
-        .stderr(std::process::Stdio::null())
-        .status();
+    let _ = Command::new("umount").arg(run.join("mnt")).stderr(std::process::Stdio::null()).status();
     let _ = fs::remove_dir_all(&run);
     for d in ["upper", "work", "mnt"] {
         fs::create_dir_all(run.join(d)).unwrap();
     }
-    let lowers = (0..stack.layers)
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(":");
-    let opts = format!(
-        "lowerdir={lowers},upperdir={},workdir={}",
-        run.join("upper").display(),
-        run.join("work").display()
-    );
+    let lowers = (0..stack.layers).map(|i| i.to_string()).collect::<Vec<_>>().join(":");
+    let opts =
+        format!("lowerdir={lowers},upperdir={},workdir={}", run.join("upper").display(), run.join("work").display());
     let mnt = run.join("mnt");
     let start = Instant::now();
     let status = match imp {
@@ -172,42 +156,22 @@ pub fn mount(settings: &Settings, imp: &Impl, stack: &Stack) -> Mounted {
             .arg(format!("{opts},redirect_dir=on,index=on"))
             .arg(&mnt)
             .status(),
-        Impl::FuseOverlayfs(bin) | Impl::Strata(bin) => Command::new(bin)
-            .current_dir(&stack.dir)
-            .arg("-o")
-            .arg(&opts)
-            .arg(&mnt)
-            .status(),
+        Impl::FuseOverlayfs(bin) | Impl::Strata(bin) => {
+            Command::new(bin).current_dir(&stack.dir).arg("-o").arg(&opts).arg(&mnt).status()
+        }
     };
     let mount_time = start.elapsed();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "{} failed to mount {}",
-        imp.name(),
-        stack.dir.display()
-    );
+    assert!(status.is_ok_and(|s| s.success()), "{} failed to mount {}", imp.name(), stack.dir.display());
     let pid = match imp {
         Impl::Kernel => None,
         _ => daemon_pid(&mnt),
     };
-    Mounted {
-        path: mnt,
-        mount_time,
-        pid,
-    }
+    Mounted { path: mnt, mount_time, pid }
 }
 
 fn daemon_pid(mnt: &Path) -> Option<u32> {
-    let out = Command::new("pgrep")
-        .arg("-f")
-        .arg(format!("overlayfs.*{}", mnt.display()))
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .last()?
-        .parse()
-        .ok()
+    let out = Command::new("pgrep").arg("-f").arg(format!("overlayfs.*{}", mnt.display())).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).split_whitespace().last()?.parse().ok()
 }
 
 /// Drop the page, dentry and inode caches.

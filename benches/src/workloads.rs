@@ -50,11 +50,7 @@ fn timed(
             median(times)
         })
         .collect();
-    Row {
-        name,
-        unit: "s",
-        values,
-    }
+    Row { name, unit: "s", values }
 }
 
 fn nothing(_: &Path) {}
@@ -96,12 +92,7 @@ fn read_all(p: &Path) -> u64 {
 }
 
 fn sh(cmd: &str, dir: &Path) {
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(dir)
-        .status()
-        .unwrap();
+    let st = Command::new("sh").arg("-c").arg(cmd).current_dir(dir).status().unwrap();
     assert!(st.success(), "{cmd} failed in {}", dir.display());
 }
 
@@ -119,32 +110,20 @@ pub fn run_all(s: &Settings, impls: &[Impl], only: Option<&str>) -> Vec<Row> {
         eprintln!("done: {}", r.name);
         rows.push(r);
     };
-    let depths: &[usize] = if s.quick {
-        &[1, 10, 50, 128]
-    } else {
-        &[1, 10, 50, 128, 500]
-    };
+    let depths: &[usize] = if s.quick { &[1, 10, 50, 128] } else { &[1, 10, 50, 128, 500] };
     let files: Vec<String> = (0..100).map(|j| format!("d/f{j}")).collect();
     let missing: Vec<String> = (0..100).map(|j| format!("d/nope{j}")).collect();
     for &d in depths {
         let st = stacks::deep(s, d);
-        for (cache, label) in [
-            (Cache::Fresh, "fresh"),
-            (Cache::Warm, "warm"),
-            (Cache::Cold, "cold"),
-        ] {
+        for (cache, label) in [(Cache::Fresh, "fresh"), (Cache::Warm, "warm"), (Cache::Cold, "cold")] {
             let name = format!("lookup 100 bottom files, depth {d}, {label}");
             if want(&name) {
-                push(timed(s, impls, &st, name, cache, &nothing, &|m| {
-                    stat_all(m, &files)
-                }));
+                push(timed(s, impls, &st, name, cache, &nothing, &|m| stat_all(m, &files)));
             }
         }
         let name = format!("negative lookup x100, depth {d}, fresh");
         if want(&name) {
-            push(timed(s, impls, &st, name, Cache::Fresh, &nothing, &|m| {
-                stat_all(m, &missing)
-            }));
+            push(timed(s, impls, &st, name, Cache::Fresh, &nothing, &|m| stat_all(m, &missing)));
         }
     }
     for d in [10usize, 128] {
@@ -153,27 +132,15 @@ pub fn run_all(s: &Settings, impls: &[Impl], only: Option<&str>) -> Vec<Row> {
             let st = stacks::deep(s, d);
             let values = impls
                 .iter()
-                .map(|imp| {
-                    median(
-                        (0..s.reps)
-                            .map(|_| mount(s, imp, &st).mount_time)
-                            .collect::<Vec<Duration>>(),
-                    )
-                })
+                .map(|imp| median((0..s.reps).map(|_| mount(s, imp, &st).mount_time).collect::<Vec<Duration>>()))
                 .collect();
-            push(Row {
-                name,
-                unit: "s",
-                values,
-            });
+            push(Row { name, unit: "s", values });
         }
     }
     let wide = stacks::wide(s);
-    for (cache, label, stat) in [
-        (Cache::Cold, "cold", false),
-        (Cache::Warm, "warm", false),
-        (Cache::Warm, "warm, with stat", true),
-    ] {
+    for (cache, label, stat) in
+        [(Cache::Cold, "cold", false), (Cache::Warm, "warm", false), (Cache::Warm, "warm, with stat", true)]
+    {
         let name = format!("readdir 10k entries / 10 layers, {label}");
         if want(&name) {
             push(timed(s, impls, &wide, name, cache, &nothing, &|m| {
@@ -200,11 +167,7 @@ pub fn run_all(s: &Settings, impls: &[Impl], only: Option<&str>) -> Vec<Row> {
                 rss_kib(&m).map(|k| k / 1024.0)
             })
             .collect();
-        push(Row {
-            name,
-            unit: "MiB",
-            values,
-        });
+        push(Row { name, unit: "MiB", values });
     }
     let mib = if s.quick { 256 } else { 1024 };
     let big = stacks::bigfile(s, mib);
@@ -213,22 +176,14 @@ pub fn run_all(s: &Settings, impls: &[Impl], only: Option<&str>) -> Vec<Row> {
         let r = timed(s, impls, &big, name.clone(), Cache::Warm, &nothing, &|m| {
             read_all(&m.join("big"));
         });
-        push(Row {
-            name,
-            unit: "MiB/s",
-            values: r.values.iter().map(|v| v.map(|t| mib as f64 / t)).collect(),
-        });
+        push(Row { name, unit: "MiB/s", values: r.values.iter().map(|v| v.map(|t| mib as f64 / t)).collect() });
     }
     let name = format!("sequential read {mib} MiB, cold (MiB/s)");
     if want(&name) {
         let r = timed(s, impls, &big, name.clone(), Cache::Cold, &nothing, &|m| {
             read_all(&m.join("big"));
         });
-        push(Row {
-            name,
-            unit: "MiB/s",
-            values: r.values.iter().map(|v| v.map(|t| mib as f64 / t)).collect(),
-        });
+        push(Row { name, unit: "MiB/s", values: r.values.iter().map(|v| v.map(|t| mib as f64 / t)).collect() });
     }
     let name = "random 4 KiB reads x2000, warm".to_string();
     if want(&name) {
@@ -238,9 +193,7 @@ pub fn run_all(s: &Settings, impls: &[Impl], only: Option<&str>) -> Vec<Row> {
             let blocks = (mib as u64) << 8;
             let mut x = 12345u64;
             for _ in 0..2000 {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 let _ = rustix::io::pread(&f, &mut buf, ((x >> 33) % blocks) * 4096);
             }
         }));
@@ -249,12 +202,7 @@ pub fn run_all(s: &Settings, impls: &[Impl], only: Option<&str>) -> Vec<Row> {
     if want(&name) {
         push(timed(s, impls, &big, name, Cache::Fresh, &nothing, &|m| {
             use std::io::Write;
-            fs::OpenOptions::new()
-                .append(true)
-                .open(m.join("big"))
-                .unwrap()
-                .write_all(b"!")
-                .unwrap();
+            fs::OpenOptions::new().append(true).open(m.join("big")).unwrap().write_all(b"!").unwrap();
         }));
     }
     for (file, label) in [("small", "small"), ("big", "big")] {
@@ -267,86 +215,39 @@ pub fn run_all(s: &Settings, impls: &[Impl], only: Option<&str>) -> Vec<Row> {
     }
     let name = "create 10k small files".to_string();
     if want(&name) {
-        push(timed(
-            s,
-            impls,
-            &rootfs,
-            name,
-            Cache::Fresh,
-            &nothing,
-            &|m| {
-                let d = m.join("new");
-                fs::create_dir(&d).unwrap();
-                for i in 0..10_000 {
-                    fs::write(d.join(format!("n{i}")), b"data").unwrap();
-                }
-            },
-        ));
+        push(timed(s, impls, &rootfs, name, Cache::Fresh, &nothing, &|m| {
+            let d = m.join("new");
+            fs::create_dir(&d).unwrap();
+            for i in 0..10_000 {
+                fs::write(d.join(format!("n{i}")), b"data").unwrap();
+            }
+        }));
     }
     let tarball = s.root.join("rootfs.tar");
     if !tarball.exists() {
-        sh(
-            &format!(
-                "tar -cf {} -C {} .",
-                tarball.display(),
-                rootfs.dir.join("0").display()
-            ),
-            &s.root,
-        );
+        sh(&format!("tar -cf {} -C {} .", tarball.display(), rootfs.dir.join("0").display()), &s.root);
     }
     let name = "untar a root filesystem tree".to_string();
     if want(&name) {
-        push(timed(
-            s,
-            impls,
-            &rootfs,
-            name,
-            Cache::Fresh,
-            &|m| fs::create_dir(m.join("untar")).unwrap(),
-            &|m| {
-                sh(&format!("tar -xf {}", tarball.display()), &m.join("untar"));
-            },
-        ));
+        push(timed(s, impls, &rootfs, name, Cache::Fresh, &|m| fs::create_dir(m.join("untar")).unwrap(), &|m| {
+            sh(&format!("tar -xf {}", tarball.display()), &m.join("untar"));
+        }));
     }
     let name = "unlink 1000 lower files".to_string();
     if want(&name) {
-        push(timed(
-            s,
-            impls,
-            &rootfs,
-            name,
-            Cache::Fresh,
-            &nothing,
-            &|m| {
-                for f in 0..1000 {
-                    fs::remove_file(m.join(format!("many/m{f}"))).unwrap();
-                }
-            },
-        ));
+        push(timed(s, impls, &rootfs, name, Cache::Fresh, &nothing, &|m| {
+            for f in 0..1000 {
+                fs::remove_file(m.join(format!("many/m{f}"))).unwrap();
+            }
+        }));
     }
     let name = "rm -rf of a lower tree (1000 files)".to_string();
     if want(&name) {
-        push(timed(
-            s,
-            impls,
-            &rootfs,
-            name,
-            Cache::Fresh,
-            &nothing,
-            &|m| sh("rm -rf tree", m),
-        ));
+        push(timed(s, impls, &rootfs, name, Cache::Fresh, &nothing, &|m| sh("rm -rf tree", m)));
     }
     let name = "rename of a lower directory (mv)".to_string();
     if want(&name) {
-        push(timed(
-            s,
-            impls,
-            &rootfs,
-            name,
-            Cache::Fresh,
-            &nothing,
-            &|m| sh("mv renameme renamed", m),
-        ));
+        push(timed(s, impls, &rootfs, name, Cache::Fresh, &nothing, &|m| sh("mv renameme renamed", m)));
     }
     rows
 }

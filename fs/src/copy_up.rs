@@ -46,8 +46,7 @@ pub fn copy_up(
     let built = (|| -> Result<()> {
         match ft {
             FileType::Directory => {
-                rustix::fs::mkdirat(&work.fd, t, Mode::from_raw_mode(0o700))
-                    .ctx("copy-up mkdir")?;
+                rustix::fs::mkdirat(&work.fd, t, Mode::from_raw_mode(0o700)).ctx("copy-up mkdir")?;
             }
             FileType::RegularFile => {
                 let out = rustix::fs::openat(
@@ -58,50 +57,29 @@ pub fn copy_up(
                 )
                 .ctx("copy-up create")?;
                 if with_data && st.st_size > 0 {
-                    let input = src
-                        .open_beneath(src_path, OFlags::RDONLY, Mode::empty())
-                        .ctx("copy-up open source")?;
+                    let input = src.open_beneath(src_path, OFlags::RDONLY, Mode::empty()).ctx("copy-up open source")?;
                     copy_data(&input, &out, st.st_size as u64)?;
                 }
             }
             FileType::Symlink => {
-                let target = rustix::fs::readlinkat(&src.fd, layer::at(src_path), Vec::new())
-                    .ctx("copy-up readlink")?;
-                rustix::fs::symlinkat(OsStr::from_bytes(target.as_bytes()), &work.fd, t)
-                    .ctx("copy-up symlink")?;
+                let target =
+                    rustix::fs::readlinkat(&src.fd, layer::at(src_path), Vec::new()).ctx("copy-up readlink")?;
+                rustix::fs::symlinkat(OsStr::from_bytes(target.as_bytes()), &work.fd, t).ctx("copy-up symlink")?;
             }
             other => {
-                rustix::fs::mknodat(&work.fd, t, other, Mode::from_raw_mode(0o600), st.st_rdev)
-                    .ctx("copy-up mknod")?;
+                rustix::fs::mknodat(&work.fd, t, other, Mode::from_raw_mode(0o600), st.st_rdev).ctx("copy-up mknod")?;
             }
         }
         copy_metadata(src, src_path, work, tmp, &st, ft)?;
-        rustix::fs::lsetxattr(
-            work.abs(tmp),
-            layer::XATTR_INO,
-            &st_ino.to_le_bytes(),
-            XattrFlags::empty(),
-        )
-        .ctx("record inode number")?;
+        rustix::fs::lsetxattr(work.abs(tmp), layer::XATTR_INO, &st_ino.to_le_bytes(), XattrFlags::empty())
+            .ctx("record inode number")?;
         if let Some((idx, nlink)) = index {
-            rustix::fs::lsetxattr(
-                work.abs(tmp),
-                layer::XATTR_NLINK,
-                &nlink.to_le_bytes(),
-                XattrFlags::empty(),
-            )
-            .ctx("record link count")?;
-            rustix::fs::linkat(&work.fd, t, &work.fd, layer::at(idx), AtFlags::empty())
-                .ctx("link into index")?;
+            rustix::fs::lsetxattr(work.abs(tmp), layer::XATTR_NLINK, &nlink.to_le_bytes(), XattrFlags::empty())
+                .ctx("record link count")?;
+            rustix::fs::linkat(&work.fd, t, &work.fd, layer::at(idx), AtFlags::empty()).ctx("link into index")?;
         }
-        rustix::fs::renameat_with(
-            &work.fd,
-            t,
-            &up.layer.fd,
-            layer::at(dst_path),
-            RenameFlags::NOREPLACE,
-        )
-        .ctx("copy-up rename into upper")
+        rustix::fs::renameat_with(&work.fd, t, &up.layer.fd, layer::at(dst_path), RenameFlags::NOREPLACE)
+            .ctx("copy-up rename into upper")
     })();
     if built.is_err() {
         let _ = remove_tree(work, tmp);
@@ -124,12 +102,7 @@ fn copy_data(input: impl AsFd, out: impl AsFd, len: u64) -> Result<()> {
             Err(Errno::XDEV) | Err(Errno::NOSYS) | Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) => {
                 return copy_by_reading(&input, &out, done);
             }
-            Err(e) => {
-                return Err(Error::Sys {
-                    op: "copy-up data",
-                    errno: e,
-                })
-            }
+            Err(e) => return Err(Error::Sys { op: "copy-up data", errno: e }),
         }
     }
     Ok(())
@@ -150,14 +123,7 @@ fn copy_by_reading(input: impl AsFd, out: impl AsFd, mut off: u64) -> Result<()>
     }
 }
 
-fn copy_metadata(
-    src: &Layer,
-    src_path: &[u8],
-    work: &Layer,
-    tmp: &[u8],
-    st: &Stat,
-    ft: FileType,
-) -> Result<()> {
+fn copy_metadata(src: &Layer, src_path: &[u8], work: &Layer, tmp: &[u8], st: &Stat, ft: FileType) -> Result<()> {
     let t = layer::at(tmp);
     let sabs = src.abs(src_path);
     let dabs = work.abs(tmp);
@@ -169,12 +135,7 @@ fn copy_metadata(
         if let Some(v) = layer::get_xattr_path(&sabs, n).ctx("copy-up read xattr")? {
             match rustix::fs::lsetxattr(&dabs, n, &v, XattrFlags::empty()) {
                 Ok(()) | Err(Errno::NOTSUP) => {}
-                Err(e) => {
-                    return Err(Error::Sys {
-                        op: "copy-up write xattr",
-                        errno: e,
-                    })
-                }
+                Err(e) => return Err(Error::Sys { op: "copy-up write xattr", errno: e }),
             }
         }
     }
@@ -187,13 +148,8 @@ fn copy_metadata(
     )
     .ctx("copy-up chown")?;
     if ft != FileType::Symlink {
-        rustix::fs::chmodat(
-            &work.fd,
-            t,
-            Mode::from_raw_mode(st.st_mode & 0o7777),
-            AtFlags::empty(),
-        )
-        .ctx("copy-up chmod")?;
+        rustix::fs::chmodat(&work.fd, t, Mode::from_raw_mode(st.st_mode & 0o7777), AtFlags::empty())
+            .ctx("copy-up chmod")?;
     }
     let times = times_of(st);
     rustix::fs::utimensat(&work.fd, t, &times, AtFlags::SYMLINK_NOFOLLOW).ctx("copy-up times")?;
@@ -203,27 +159,14 @@ fn copy_metadata(
 /// The access and modification times of a stat, for `utimensat`.
 pub fn times_of(st: &Stat) -> Timestamps {
     Timestamps {
-        last_access: Timestamp {
-            tv_sec: st.st_atime,
-            tv_nsec: st.st_atime_nsec as _,
-        },
-        last_modification: Timestamp {
-            tv_sec: st.st_mtime,
-            tv_nsec: st.st_mtime_nsec as _,
-        },
+        last_access: Timestamp { tv_sec: st.st_atime, tv_nsec: st.st_atime_nsec as _ },
+        last_modification: Timestamp { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec as _ },
     }
 }
 
 /// Create a kernel-format whiteout (character device 0/0) at `name` in `dir`.
 pub fn make_whiteout(dir: &Layer, name: &[u8]) -> Result<()> {
-    rustix::fs::mknodat(
-        &dir.fd,
-        layer::at(name),
-        FileType::CharacterDevice,
-        Mode::empty(),
-        0,
-    )
-    .ctx("create whiteout")
+    rustix::fs::mknodat(&dir.fd, layer::at(name), FileType::CharacterDevice, Mode::empty(), 0).ctx("create whiteout")
 }
 
 /// Remove `name` in `dir` and everything below it (work-directory garbage only).
@@ -231,12 +174,7 @@ pub fn remove_tree(dir: &Layer, name: &[u8]) -> Result<()> {
     match rustix::fs::unlinkat(&dir.fd, layer::at(name), AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => return Ok(()),
         Err(Errno::ISDIR) => {}
-        Err(e) => {
-            return Err(Error::Sys {
-                op: "remove",
-                errno: e,
-            })
-        }
+        Err(e) => return Err(Error::Sys { op: "remove", errno: e }),
     }
     let sub = dir.open_dir(name).ctx("open for removal")?;
     for (child, _, _) in layer::dir_names(&sub).ctx("read for removal")? {
@@ -250,12 +188,7 @@ pub fn remove_tree(dir: &Layer, name: &[u8]) -> Result<()> {
 pub fn clean_work_dir(work: &Layer) -> Result<()> {
     match rustix::fs::mkdirat(&work.fd, INDEX_DIR, Mode::from_raw_mode(0o700)) {
         Ok(()) | Err(Errno::EXIST) => {}
-        Err(e) => {
-            return Err(Error::Sys {
-                op: "create index directory",
-                errno: e,
-            })
-        }
+        Err(e) => return Err(Error::Sys { op: "create index directory", errno: e }),
     }
     let fd = work.open_dir(b"").ctx("open workdir")?;
     for (name, _, _) in layer::dir_names(&fd).ctx("read workdir")? {

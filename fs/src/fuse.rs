@@ -15,15 +15,14 @@ use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    AccessFlags, BackingId, BsdFileFlags, CopyFileRangeFlags, Errno as FErrno, FileAttr,
-    FileHandle, FileType as FType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags as FRename, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, BsdFileFlags, CopyFileRangeFlags, Errno as FErrno, FileAttr, FileHandle, FileType as FType,
+    Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags,
+    RenameFlags as FRename, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use rustix::fs::Timespec as Timestamp;
 use rustix::fs::{FileType, OFlags, RenameFlags, Stat, Timestamps};
@@ -52,6 +51,7 @@ pub struct OverlayFs {
     next_fh: AtomicU64,
     passthrough: AtomicBool,
     readdirplus: bool,
+    notifier: Arc<OnceLock<Notifier>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,19 +138,10 @@ fn ttl_for(st: &Stat) -> Duration {
 
 fn timestamp(t: Option<TimeOrNow>) -> Timestamp {
     match t {
-        None => Timestamp {
-            tv_sec: 0,
-            tv_nsec: rustix::fs::UTIME_OMIT as _,
-        },
-        Some(TimeOrNow::Now) => Timestamp {
-            tv_sec: 0,
-            tv_nsec: rustix::fs::UTIME_NOW as _,
-        },
+        None => Timestamp { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT as _ },
+        Some(TimeOrNow::Now) => Timestamp { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW as _ },
         Some(TimeOrNow::SpecificTime(t)) => match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Timestamp {
-                tv_sec: d.as_secs() as i64,
-                tv_nsec: d.subsec_nanos() as _,
-            },
+            Ok(d) => Timestamp { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as _ },
             Err(e) => {
                 let d = e.duration();
                 let mut sec = -(d.as_secs() as i64);
@@ -159,10 +150,7 @@ fn timestamp(t: Option<TimeOrNow>) -> Timestamp {
                     sec -= 1;
                     nsec = 1_000_000_000 - nsec;
                 }
-                Timestamp {
-                    tv_sec: sec,
-                    tv_nsec: nsec as _,
-                }
+                Timestamp { tv_sec: sec, tv_nsec: nsec as _ }
             }
         },
     }
@@ -184,7 +172,31 @@ impl OverlayFs {
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
             readdirplus,
+            notifier: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Where the session's notifier goes once the session exists.
+    pub fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
+        self.notifier.clone()
+    }
+
+    /// Tell the kernel to drop cached attributes of directories an operation
+    /// copied up as a side effect. Called before the operation replies.
+    fn settle(&self) {
+        let dirs = self.ov.take_copied_dirs();
+        if let Some(n) = self.notifier.get() {
+            for id in dirs {
+                // Offset -1: attributes only (directories have no page cache here).
+                let _ = n.inval_inode(INodeNo(id), -1, 0);
+            }
+        }
+    }
+
+    /// `settle` after a union operation, passing its result through.
+    fn settled<T>(&self, r: T) -> T {
+        self.settle();
+        r
     }
 
     fn fh(&self) -> u64 {
@@ -210,11 +222,7 @@ impl OverlayFs {
         let mut b = lock(&self.backings);
         if let Some((was_upper, weak)) = b.get(&node) {
             if let Some(live) = weak.upgrade() {
-                return if *was_upper == upper {
-                    Some(live)
-                } else {
-                    None
-                };
+                return if *was_upper == upper { Some(live) } else { None };
             }
         }
         match open(fd) {
@@ -224,9 +232,7 @@ impl OverlayFs {
                 Some(id)
             }
             Err(e) => {
-                tracing::warn!(
-                    "FUSE passthrough unavailable ({e}); serving file data in userspace"
-                );
+                tracing::warn!("FUSE passthrough unavailable ({e}); serving file data in userspace");
                 self.passthrough.store(false, Ordering::Relaxed);
                 None
             }
@@ -262,9 +268,7 @@ impl Filesystem for OverlayFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         if self.readdirplus {
-            let _ = config.add_capabilities(
-                InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO,
-            );
+            let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         }
         if std::env::var_os("STRATA_NO_PASSTHROUGH").is_none()
             && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
@@ -296,9 +300,7 @@ impl Filesystem for OverlayFs {
             Ok(st) => reply.attr(&ttl_for(&st), &attr(&st)),
             Err(e) => {
                 // An unlinked file that is still open: its descriptor knows.
-                let h = fh
-                    .and_then(|fh| self.file(fh).ok())
-                    .or_else(|| self.any_handle_of(ino.0));
+                let h = fh.and_then(|fh| self.file(fh).ok()).or_else(|| self.any_handle_of(ino.0));
                 if let Some(h) = h {
                     match rustix::fs::fstat(&h.fd) {
                         Ok(mut st) => {
@@ -333,21 +335,15 @@ impl Filesystem for OverlayFs {
         reply: ReplyAttr,
     ) {
         let times = if atime.is_some() || mtime.is_some() {
-            Some(Timestamps {
-                last_access: timestamp(atime),
-                last_modification: timestamp(mtime),
-            })
+            Some(Timestamps { last_access: timestamp(atime), last_modification: timestamp(mtime) })
         } else {
             None
         };
         let handle = fh.and_then(|fh| self.file(fh).ok());
         // A truncate through a descriptor of an upper file needs no path at all
         // (and works for open-but-unlinked files).
-        let fd = handle
-            .as_ref()
-            .filter(|_| self.node_is_upper(ino.0))
-            .map(|h| &h.fd);
-        match self.ov.setattr(ino.0, mode, uid, gid, size, times, fd) {
+        let fd = handle.as_ref().filter(|_| self.node_is_upper(ino.0)).map(|h| &h.fd);
+        match self.settled(self.ov.setattr(ino.0, mode, uid, gid, size, times, fd)) {
             Ok(st) => reply.attr(&ttl_for(&st), &attr(&st)),
             Err(e) => match (&handle, size) {
                 (Some(h), Some(sz)) if e.errno() == rustix::io::Errno::NOENT => {
@@ -371,86 +367,49 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn mknod(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        rdev: u32,
-        reply: ReplyEntry,
-    ) {
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         let ft = FileType::from_raw_mode(mode);
         let kind = match ft {
             FileType::RegularFile => NewKind::File(OFlags::RDONLY),
-            FileType::Fifo
-            | FileType::Socket
-            | FileType::CharacterDevice
-            | FileType::BlockDevice => NewKind::Special(ft, rdev as u64),
+            FileType::Fifo | FileType::Socket | FileType::CharacterDevice | FileType::BlockDevice => {
+                NewKind::Special(ft, rdev as u64)
+            }
             _ => return reply.error(FErrno::EINVAL),
         };
-        let creds = Creds {
-            uid: req.uid(),
-            gid: req.gid(),
-        };
+        let creds = Creds { uid: req.uid(), gid: req.gid() };
         let r = self
-            .ov
-            .create(parent.0, name, kind, mode & !umask & 0o7777, creds)
+            .settled(self.ov.create(parent.0, name, kind, mode & !umask & 0o7777, creds))
             .map(|(id, st, _)| (id, st));
         self.entry(reply, r);
     }
 
-    fn mkdir(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        reply: ReplyEntry,
-    ) {
-        let creds = Creds {
-            uid: req.uid(),
-            gid: req.gid(),
-        };
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let creds = Creds { uid: req.uid(), gid: req.gid() };
         let r = self
-            .ov
-            .create(parent.0, name, NewKind::Dir, mode & !umask & 0o7777, creds)
+            .settled(self.ov.create(parent.0, name, NewKind::Dir, mode & !umask & 0o7777, creds))
             .map(|(id, st, _)| (id, st));
         self.entry(reply, r);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.ov.remove(parent.0, name, false) {
+        match self.settled(self.ov.remove(parent.0, name, false)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.ov.remove(parent.0, name, true) {
+        match self.settled(self.ov.remove(parent.0, name, true)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
-    fn symlink(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        link_name: &OsStr,
-        target: &std::path::Path,
-        reply: ReplyEntry,
-    ) {
-        let creds = Creds {
-            uid: req.uid(),
-            gid: req.gid(),
-        };
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
+        let creds = Creds { uid: req.uid(), gid: req.gid() };
         let t = target.as_os_str().as_bytes();
         let r = self
-            .ov
-            .create(parent.0, link_name, NewKind::Symlink(t), 0o777, creds)
+            .settled(self.ov.create(parent.0, link_name, NewKind::Symlink(t), 0o777, creds))
             .map(|(id, st, _)| (id, st));
         self.entry(reply, r);
     }
@@ -475,42 +434,27 @@ impl Filesystem for OverlayFs {
         if flags.contains(FRename::RENAME_WHITEOUT) {
             return reply.error(FErrno::EINVAL);
         }
-        match self.ov.rename(parent.0, name, newparent.0, newname, f) {
+        match self.settled(self.ov.rename(parent.0, name, newparent.0, newname, f)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
-    fn link(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        newparent: INodeNo,
-        newname: &OsStr,
-        reply: ReplyEntry,
-    ) {
-        let creds = Creds {
-            uid: req.uid(),
-            gid: req.gid(),
-        };
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let creds = Creds { uid: req.uid(), gid: req.gid() };
         let r = self
-            .ov
-            .create(newparent.0, newname, NewKind::Link(ino.0), 0, creds)
+            .settled(self.ov.create(newparent.0, newname, NewKind::Link(ino.0), 0, creds))
             .map(|(id, st, _)| (id, st));
         self.entry(reply, r);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.ov.open(ino.0, oflags(flags.0)) {
+        match self.settled(self.ov.open(ino.0, oflags(flags.0))) {
             Ok(fd) => {
                 let fh = self.fh();
                 let upper = self.node_is_upper(ino.0);
                 let backing = self.backing_for(ino.0, upper, &fd, |fd| reply.open_backing(fd));
-                let handle = Arc::new(Handle {
-                    fd,
-                    node: ino.0,
-                    _backing: backing.clone(),
-                });
+                let handle = Arc::new(Handle { fd, node: ino.0, _backing: backing.clone() });
                 lock(&self.files).insert(fh, handle);
                 match backing {
                     Some(b) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b),
@@ -534,28 +478,13 @@ impl Filesystem for OverlayFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let creds = Creds {
-            uid: req.uid(),
-            gid: req.gid(),
-        };
-        match self.ov.create(
-            parent.0,
-            name,
-            NewKind::File(oflags(flags)),
-            mode & !umask & 0o7777,
-            creds,
-        ) {
+        let creds = Creds { uid: req.uid(), gid: req.gid() };
+        match self.settled(self.ov.create(parent.0, name, NewKind::File(oflags(flags)), mode & !umask & 0o7777, creds))
+        {
             Ok((id, st, Some(fd))) => {
                 let fh = self.fh();
                 let backing = self.backing_for(id, true, &fd, |fd| reply.open_backing(fd));
-                lock(&self.files).insert(
-                    fh,
-                    Arc::new(Handle {
-                        fd,
-                        node: id,
-                        _backing: backing.clone(),
-                    }),
-                );
+                lock(&self.files).insert(fh, Arc::new(Handle { fd, node: id, _backing: backing.clone() }));
                 let mut a = attr(&st);
                 a.ino = INodeNo(id);
                 match backing {
@@ -567,13 +496,7 @@ impl Filesystem for OverlayFs {
                         FopenFlags::empty(),
                         &b,
                     ),
-                    None => reply.created(
-                        &ttl_for(&st),
-                        &a,
-                        Generation(0),
-                        FileHandle(fh),
-                        FopenFlags::empty(),
-                    ),
+                    None => reply.created(&ttl_for(&st), &a, Generation(0), FileHandle(fh), FopenFlags::empty()),
                 }
             }
             Ok((_, _, None)) => reply.error(FErrno::EIO),
@@ -636,14 +559,7 @@ impl Filesystem for OverlayFs {
         reply.written(done as u32);
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         // Nothing is buffered here and locks are the kernel's: ENOSYS tells
         // the kernel to stop sending FLUSH on every close.
         reply.error(FErrno::ENOSYS);
@@ -663,23 +579,12 @@ impl Filesystem for OverlayFs {
         reply.ok();
     }
 
-    fn fsync(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        datasync: bool,
-        reply: ReplyEmpty,
-    ) {
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
         let h = match self.file(fh) {
             Ok(h) => h,
             Err(e) => return reply.error(e),
         };
-        let r = if datasync {
-            rustix::fs::fdatasync(&h.fd)
-        } else {
-            rustix::fs::fsync(&h.fd)
-        };
+        let r = if datasync { rustix::fs::fdatasync(&h.fd) } else { rustix::fs::fsync(&h.fd) };
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(rerr(e)),
@@ -697,14 +602,7 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let entries = match lock(&self.dirs).get(&fh.0).cloned() {
             Some(e) => e,
             None => return reply.error(FErrno::EBADF),
@@ -723,26 +621,14 @@ impl Filesystem for OverlayFs {
             off = 2;
         }
         for (i, e) in entries.iter().enumerate().skip((off - 2) as usize) {
-            if reply.add(
-                INodeNo(e.ino),
-                i as u64 + 3,
-                ftype(e.kind),
-                OsStr::from_bytes(&e.name),
-            ) {
+            if reply.add(INodeNo(e.ino), i as u64 + 3, ftype(e.kind), OsStr::from_bytes(&e.name)) {
                 break;
             }
         }
         reply.ok();
     }
 
-    fn readdirplus(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectoryPlus,
-    ) {
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
         let entries = match lock(&self.dirs).get(&fh.0).cloned() {
             Some(e) => e,
             None => return reply.error(FErrno::EBADF),
@@ -783,26 +669,12 @@ impl Filesystem for OverlayFs {
         reply.ok();
     }
 
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
         lock(&self.dirs).remove(&fh.0);
         reply.ok();
     }
 
-    fn fsyncdir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         reply.ok();
     }
 
@@ -833,7 +705,7 @@ impl Filesystem for OverlayFs {
         reply: ReplyEmpty,
     ) {
         let f = rustix::fs::XattrFlags::from_bits_retain(flags as u32);
-        match self.ov.setxattr(ino.0, name, value, f) {
+        match self.settled(self.ov.setxattr(ino.0, name, value, f)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -869,7 +741,7 @@ impl Filesystem for OverlayFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.ov.removexattr(ino.0, name) {
+        match self.settled(self.ov.removexattr(ino.0, name)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -900,15 +772,7 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn lseek(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: i64,
-        whence: i32,
-        reply: ReplyLseek,
-    ) {
+    fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
         let h = match self.file(fh) {
             Ok(h) => h,
             Err(e) => return reply.error(e),

@@ -65,7 +65,9 @@ pub enum Probe {
         stat: Box<Stat>,
         /// Lower layers below must not be merged.
         opaque: bool,
-        /// redirect_dir target (absolute, without leading `/`) if set.
+        /// The raw `trusted.overlay.redirect` value if set: `/path` is
+        /// absolute (from every lower layer's root), a bare name is looked up
+        /// in the parent directory instead of this directory's own name.
         redirect: Option<Vec<u8>>,
     },
     /// Anything but a directory.
@@ -108,37 +110,15 @@ pub fn is_whiteout(st: &Stat) -> bool {
 impl Layer {
     /// Open a layer directory.
     pub fn open(path: &Path, lower: bool) -> Result<Layer> {
-        let root = std::fs::canonicalize(path).map_err(|e| Error::Layer {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let fd = rustix::fs::open(
-            &root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::Layer {
-            path: path.to_owned(),
-            reason: format!("cannot open as a directory: {e}"),
-        })?;
+        let root =
+            std::fs::canonicalize(path).map_err(|e| Error::Layer { path: path.to_owned(), reason: e.to_string() })?;
+        let fd = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::Layer { path: path.to_owned(), reason: format!("cannot open as a directory: {e}") })?;
         let st = rustix::fs::fstat(&fd).ctx("stat layer")?;
         // Readability: an unreadable layer fails here rather than on first access.
-        rustix::fs::openat(
-            &fd,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::Layer {
-            path: path.to_owned(),
-            reason: format!("not readable: {e}"),
-        })?;
-        Ok(Layer {
-            root,
-            fd,
-            dev: st.st_dev,
-            lower,
-        })
+        rustix::fs::openat(&fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::Layer { path: path.to_owned(), reason: format!("not readable: {e}") })?;
+        Ok(Layer { root, fd, dev: st.st_dev, lower })
     }
 
     /// Absolute path of `rel` for path-based syscalls (xattrs).
@@ -158,12 +138,7 @@ impl Layer {
     }
 
     /// Open a path in the layer, never following a symlink and never leaving the layer.
-    pub fn open_beneath(
-        &self,
-        rel: &[u8],
-        flags: OFlags,
-        mode: Mode,
-    ) -> rustix::io::Result<OwnedFd> {
+    pub fn open_beneath(&self, rel: &[u8], flags: OFlags, mode: Mode) -> rustix::io::Result<OwnedFd> {
         rustix::fs::openat2(
             &self.fd,
             at(rel),
@@ -193,26 +168,16 @@ impl Layer {
                     let names = list_xattr_path(&self.abs(rel)).ctx("list xattrs")?;
                     let has = |n: &str| names.iter().any(|x| x.as_slice() == n.as_bytes());
                     let mut opaque = has(XATTR_OPAQUE)
-                        && self
-                            .get_xattr(rel, XATTR_OPAQUE)
-                            .ctx("read opaque")?
-                            .as_deref()
-                            == Some(b"y");
+                        && self.get_xattr(rel, XATTR_OPAQUE).ctx("read opaque")?.as_deref() == Some(b"y");
                     if !opaque && self.lower {
                         opaque = self.has_opaque_marker(rel)?;
                     }
                     let redirect = if has(XATTR_REDIRECT) {
-                        self.get_xattr(rel, XATTR_REDIRECT)
-                            .ctx("read redirect")?
-                            .map(|r| resolve_redirect(rel, &r))
+                        self.get_xattr(rel, XATTR_REDIRECT).ctx("read redirect")?
                     } else {
                         None
                     };
-                    Ok(Probe::Dir {
-                        stat: Box::new(st),
-                        opaque,
-                        redirect,
-                    })
+                    Ok(Probe::Dir { stat: Box::new(st), opaque, redirect })
                 } else if is_whiteout(&st) {
                     Ok(Probe::Whiteout)
                 } else {
@@ -228,10 +193,7 @@ impl Layer {
                     Ok(Probe::Missing)
                 }
             }
-            Err(e) => Err(Error::Sys {
-                op: "lookup in layer",
-                errno: e,
-            }),
+            Err(e) => Err(Error::Sys { op: "lookup in layer", errno: e }),
         }
     }
 
@@ -245,10 +207,7 @@ impl Layer {
         match self.stat(&join(dir, &wh)) {
             Ok(_) => Ok(true),
             Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::NAMETOOLONG) => Ok(false),
-            Err(e) => Err(Error::Sys {
-                op: "lookup whiteout",
-                errno: e,
-            }),
+            Err(e) => Err(Error::Sys { op: "lookup whiteout", errno: e }),
         }
     }
 
@@ -267,21 +226,8 @@ impl Layer {
         match self.stat(&join(rel, WH_OPAQUE)) {
             Ok(_) => Ok(true),
             Err(Errno::NOENT) => Ok(false),
-            Err(e) => Err(Error::Sys {
-                op: "lookup opaque marker",
-                errno: e,
-            }),
+            Err(e) => Err(Error::Sys { op: "lookup opaque marker", errno: e }),
         }
-    }
-}
-
-/// Turn a redirect xattr value into a layer-relative path: absolute values
-/// start with `/`; a bare name is relative to the directory's own parent.
-fn resolve_redirect(rel: &[u8], value: &[u8]) -> Vec<u8> {
-    if let Some(abs) = value.strip_prefix(b"/") {
-        abs.to_vec()
-    } else {
-        join(split(rel).0, value)
     }
 }
 
@@ -318,21 +264,12 @@ pub fn list_xattr_path(path: &Path) -> rustix::io::Result<Vec<Vec<u8>>> {
             Err(e) => return Err(e),
         }
     };
-    Ok(buf[..n]
-        .split(|&b| b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.to_vec())
-        .collect())
+    Ok(buf[..n].split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| s.to_vec()).collect())
 }
 
 /// Whether a descriptor's directory is empty of everything but `.`/`..`.
 pub fn dir_names(fd: impl AsFd) -> rustix::io::Result<Vec<(Vec<u8>, u64, FileType)>> {
-    let dir_fd = rustix::fs::openat(
-        fd,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let dir_fd = rustix::fs::openat(fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
     let mut dir = rustix::fs::Dir::new(dir_fd)?;
     let mut out = Vec::new();
     while let Some(ent) = dir.read() {
@@ -352,22 +289,11 @@ mod tests {
 
     #[test]
     fn split_and_join() {
-        let cases: &[(&[u8], &[u8], &[u8])] = &[
-            (b"a", b"", b"a"),
-            (b"a/b", b"a", b"b"),
-            (b"a/b/c", b"a/b", b"c"),
-        ];
+        let cases: &[(&[u8], &[u8], &[u8])] = &[(b"a", b"", b"a"), (b"a/b", b"a", b"b"), (b"a/b/c", b"a/b", b"c")];
         for (path, dir, name) in cases {
             assert_eq!(split(path), (*dir, *name));
             assert_eq!(join(dir, name), path.to_vec());
         }
-    }
-
-    #[test]
-    fn redirects() {
-        assert_eq!(resolve_redirect(b"x/y", b"/a/b"), b"a/b".to_vec());
-        assert_eq!(resolve_redirect(b"x/y", b"z"), b"x/z".to_vec());
-        assert_eq!(resolve_redirect(b"y", b"z"), b"z".to_vec());
     }
 
     #[test]
@@ -384,9 +310,7 @@ mod tests {
         }
         rustix::fs::removexattr(&f, "user.t").unwrap();
         // More than the first 1 KiB list buffer holds.
-        let names: Vec<String> = (0..40)
-            .map(|i| format!("user.long_attribute_name_{i:03}"))
-            .collect();
+        let names: Vec<String> = (0..40).map(|i| format!("user.long_attribute_name_{i:03}")).collect();
         for n in &names {
             rustix::fs::setxattr(&f, n.as_str(), b"x", rustix::fs::XattrFlags::empty()).unwrap();
         }

@@ -32,19 +32,12 @@ pub fn check_mountpoint(mountpoint: &Path, layer_roots: &[PathBuf]) -> Result<Pa
     let mp = std::fs::canonicalize(mountpoint)
         .map_err(|e| Error::Config(format!("mountpoint {}: {e}", mountpoint.display())))?;
     if !mp.is_dir() {
-        return Err(Error::Config(format!(
-            "mountpoint {} is not a directory",
-            mountpoint.display()
-        )));
+        return Err(Error::Config(format!("mountpoint {} is not a directory", mountpoint.display())));
     }
     for root in layer_roots {
         // Path::starts_with compares whole components, never string prefixes.
         if mp.starts_with(root) {
-            return Err(Error::Config(format!(
-                "mountpoint {} is inside the layer {}",
-                mp.display(),
-                root.display()
-            )));
+            return Err(Error::Config(format!("mountpoint {} is inside the layer {}", mp.display(), root.display())));
         }
     }
     Ok(mp)
@@ -59,8 +52,7 @@ pub fn check_mountpoint(mountpoint: &Path, layer_roots: &[PathBuf]) -> Result<Pa
 /// `read_only` mounts with `MS_RDONLY`, so the VFS refuses writes up front
 /// (EROFS) as it does for a kernel overlay without an upper layer.
 fn mount_fuse(mp: &Path, opts: &Options, read_only: bool) -> Result<OwnedFd> {
-    let sys =
-        |what: &str, e: rustix::io::Errno| Error::Config(format!("{what} {}: {e}", mp.display()));
+    let sys = |what: &str, e: rustix::io::Errno| Error::Config(format!("{what} {}: {e}", mp.display()));
     let fd = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| sys("cannot open /dev/fuse to mount", e))?;
     let st = rustix::fs::stat(mp).map_err(|e| sys("cannot stat mountpoint", e))?;
@@ -87,27 +79,16 @@ fn mount_fuse(mp: &Path, opts: &Options, read_only: bool) -> Result<OwnedFd> {
     if read_only {
         flags |= MountFlags::RDONLY;
     }
-    let source = opts
-        .source
-        .clone()
-        .unwrap_or_else(|| "strata-overlayfs".into());
+    let source = opts.source.clone().unwrap_or_else(|| "strata-overlayfs".into());
     let data = CString::new(data).expect("no NUL in mount data");
-    rustix::mount::mount(
-        source.as_str(),
-        mp,
-        "fuse.strata-overlayfs",
-        flags,
-        data.as_c_str(),
-    )
-    .map_err(|e| sys("cannot mount on", e))?;
+    rustix::mount::mount(source.as_str(), mp, "fuse.strata-overlayfs", flags, data.as_c_str())
+        .map_err(|e| sys("cannot mount on", e))?;
     Ok(fd)
 }
 
 fn session_config() -> Config {
     let mut c = Config::default();
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(2, 8);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
     c.n_threads = Some(threads);
     c.clone_fd = true;
     c
@@ -131,39 +112,31 @@ pub fn run(opts: &Options, args: &[String]) -> Result<()> {
     }
     let ov_read_only = ov.read_only();
     let fs = OverlayFs::new(ov, opts.readdirplus);
+    let notifier = fs.notifier_slot();
     let fd = mount_fuse(&mp, opts, ov_read_only)?;
     let session = match fuser::Session::from_fd(fs, fd, SessionACL::All, session_config()) {
         Ok(s) => s,
         Err(e) => {
             let _ = rustix::mount::unmount(&mp, rustix::mount::UnmountFlags::DETACH);
-            return Err(Error::Config(format!(
-                "FUSE handshake on {} failed: {e}",
-                mp.display()
-            )));
+            return Err(Error::Config(format!("FUSE handshake on {} failed: {e}", mp.display())));
         }
     };
+    let _ = notifier.set(session.notifier());
     if std::env::var_os(NOTIFY_ENV).is_some() {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "ready");
         let _ = out.flush();
-        if let Ok(null) = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-        {
+        if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
             let _ = rustix::stdio::dup2_stdout(&null);
             let _ = rustix::stdio::dup2_stderr(&null);
             let _ = rustix::stdio::dup2_stdin(&null);
         }
     }
-    session
-        .run()
-        .map_err(|e| Error::Config(format!("FUSE session ended: {e}")))
+    session.run().map_err(|e| Error::Config(format!("FUSE session ended: {e}")))
 }
 
 fn spawn_daemon(args: &[String]) -> Result<()> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Config(format!("cannot find own executable: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| Error::Config(format!("cannot find own executable: {e}")))?;
     let mut child = Command::new(exe)
         .arg("-f")
         .args(args)
@@ -180,10 +153,6 @@ fn spawn_daemon(args: &[String]) -> Result<()> {
     if line.trim() == "ready" {
         return Ok(());
     }
-    let status = child
-        .wait()
-        .map_err(|e| Error::Config(format!("daemon: {e}")))?;
-    Err(Error::Config(format!(
-        "mount failed (daemon exited with {status})"
-    )))
+    let status = child.wait().map_err(|e| Error::Config(format!("daemon: {e}")))?;
+    Err(Error::Config(format!("mount failed (daemon exited with {status})")))
 }

@@ -49,11 +49,7 @@ pub struct LayerPaths {
 
 impl From<&LayerPaths> for OverlayConfig {
     fn from(c: &LayerPaths) -> OverlayConfig {
-        OverlayConfig {
-            lowers: c.lowers.clone(),
-            upper: c.upper.clone(),
-            work: c.work.clone(),
-        }
+        OverlayConfig { lowers: c.lowers.clone(), upper: c.upper.clone(), work: c.work.clone() }
     }
 }
 
@@ -185,9 +181,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Options> {
             }
             "-s" => {}
             "-o" => {
-                let v = it
-                    .next()
-                    .ok_or_else(|| Error::Config("-o needs a value".into()))?;
+                let v = it.next().ok_or_else(|| Error::Config("-o needs a value".into()))?;
                 opts.extend(split_opts(&v));
             }
             s if s.starts_with("-o") => opts.extend(split_opts(&s[2..])),
@@ -207,12 +201,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Options> {
             o.mountpoint = PathBuf::from(positional.remove(0));
         }
         0 => return Err(Error::Config(format!("no mountpoint given\n{}", usage()))),
-        _ => {
-            return Err(Error::Config(format!(
-                "too many arguments: {positional:?}\n{}",
-                usage()
-            )))
-        }
+        _ => return Err(Error::Config(format!("too many arguments: {positional:?}\n{}", usage()))),
     }
     for opt in opts {
         let (k, v) = match opt.split_once('=') {
@@ -227,9 +216,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Options> {
             ("debug", None) => o.debug = true,
             ("readdirplus", None) => o.readdirplus = true,
             _ if GENERIC_FLAGS.contains(&opt.as_str()) => o.flags.push(opt.clone()),
-            _ if IGNORED_KEYS
-                .iter()
-                .any(|p| k == *p || (p.ends_with('-') && k.starts_with(p))) => {}
+            _ if IGNORED_KEYS.iter().any(|p| k == *p || (p.ends_with('-') && k.starts_with(p))) => {}
             _ => return Err(Error::Config(format!("unknown mount option '{opt}'"))),
         }
     }
@@ -262,13 +249,7 @@ mod tests {
     #[test]
     fn accepted_forms() {
         let cases = [
-            (
-                "-o lowerdir=/a:/b,upperdir=/u,workdir=/w /m",
-                vec!["/a", "/b"],
-                Some("/u"),
-                None,
-                false,
-            ),
+            ("-o lowerdir=/a:/b,upperdir=/u,workdir=/w /m", vec!["/a", "/b"], Some("/u"), None, false),
             (
                 "overlay /m -o rw,lowerdir=/a,upperdir=/u,workdir=/w,dev,suid",
                 vec!["/a"],
@@ -277,21 +258,11 @@ mod tests {
                 false,
             ),
             ("-f -olowerdir=/a /m", vec!["/a"], None, None, true),
-            (
-                "-o lowerdir=/a\\:x:/b -o upperdir=/u -o workdir=/w /m",
-                vec!["/a:x", "/b"],
-                Some("/u"),
-                None,
-                false,
-            ),
+            ("-o lowerdir=/a\\:x:/b -o upperdir=/u -o workdir=/w /m", vec!["/a:x", "/b"], Some("/u"), None, false),
         ];
         for (line, lowers, upper, source, fg) in cases {
             let o = parse(args(line)).unwrap_or_else(|e| panic!("{line}: {e}"));
-            assert_eq!(
-                o.layers.lowers,
-                lowers.iter().map(PathBuf::from).collect::<Vec<_>>(),
-                "{line}"
-            );
+            assert_eq!(o.layers.lowers, lowers.iter().map(PathBuf::from).collect::<Vec<_>>(), "{line}");
             assert_eq!(o.layers.upper, upper.map(PathBuf::from), "{line}");
             assert_eq!(o.source.as_deref(), source, "{line}");
             assert_eq!(o.foreground, fg, "{line}");

@@ -95,6 +95,14 @@ enum LowerName {
     At(usize),
 }
 
+/// How lower layers are searched for a name (see `Overlay::resolve`).
+enum Search {
+    /// This name under each lower directory of the parent.
+    Parent(Vec<u8>),
+    /// This path from the root of each lower layer.
+    Abs(Vec<u8>),
+}
+
 /// The merged lower entries of one directory.
 type LowerNames = HashMap<Vec<u8>, LowerName>;
 
@@ -140,9 +148,7 @@ struct NodeTable {
 
 impl NodeTable {
     fn get(&self, id: u64) -> Result<&Node> {
-        self.nodes
-            .get(&id)
-            .ok_or(Error::errno_only("stale node", Errno::STALE))
+        self.nodes.get(&id).ok_or(Error::errno_only("stale node", Errno::STALE))
     }
 
     fn path(&self, id: u64) -> Result<Vec<u8>> {
@@ -200,6 +206,25 @@ impl NodeTable {
         self.children.insert((parent, name.to_vec()), id);
     }
 
+    /// Make (parent, name), one of the node's names, its primary name.
+    /// Returns whether the primary changed.
+    fn promote(&mut self, id: u64, parent: u64, name: &[u8]) -> bool {
+        let Some(n) = self.nodes.get_mut(&id) else {
+            return false;
+        };
+        if n.parent == parent && n.name == name {
+            return false;
+        }
+        let Some(pos) = n.aliases.iter().position(|(p, nm)| *p == parent && nm == name) else {
+            return false;
+        };
+        let old = (n.parent, std::mem::take(&mut n.name));
+        let (p, nm) = std::mem::replace(&mut n.aliases[pos], old);
+        n.parent = p;
+        n.name = nm;
+        true
+    }
+
     /// Forget a node entirely: all its names leave the name map.
     fn remove(&mut self, id: u64) {
         if let Some(n) = self.nodes.remove(&id) {
@@ -245,6 +270,10 @@ pub struct Overlay {
     ns: RwLock<()>,
     inos: InoMap,
     tmp_seq: AtomicU64,
+    /// Directories copied up since the last `take_copied_dirs`: their
+    /// attributes changed (a merged directory reports one link) without the
+    /// kernel having asked for a change on them.
+    copied_dirs: Mutex<Vec<u64>>,
 }
 
 /// Result of resolving a name.
@@ -267,11 +296,7 @@ impl Overlay {
         if cfg.lowers.is_empty() {
             return Err(Error::Config("no lowerdir given".into()));
         }
-        let lowers = cfg
-            .lowers
-            .iter()
-            .map(|p| Layer::open(p, true))
-            .collect::<Result<Vec<_>>>()?;
+        let lowers = cfg.lowers.iter().map(|p| Layer::open(p, true)).collect::<Result<Vec<_>>>()?;
         let upper = match (&cfg.upper, &cfg.work) {
             (Some(u), Some(w)) => {
                 let layer = Layer::open(u, false)?;
@@ -284,9 +309,7 @@ impl Overlay {
                     )));
                 }
                 if layer.root.starts_with(&work.root) || work.root.starts_with(&layer.root) {
-                    return Err(Error::Config(
-                        "upperdir and workdir must not contain each other".into(),
-                    ));
+                    return Err(Error::Config("upperdir and workdir must not contain each other".into()));
                 }
                 Some(Upper { layer, work })
             }
@@ -294,22 +317,16 @@ impl Overlay {
             (None, Some(_)) => return Err(Error::Config("workdir given without upperdir".into())),
             (None, None) => None,
         };
-        let devs = upper
-            .iter()
-            .map(|u| u.layer.dev)
-            .chain(lowers.iter().map(|l| l.dev))
-            .collect::<Vec<_>>();
+        let devs = upper.iter().map(|u| u.layer.dev).chain(lowers.iter().map(|l| l.dev)).collect::<Vec<_>>();
         let inos = InoMap::new(devs);
         let ov = Overlay {
             lowers,
             upper,
-            table: Mutex::new(NodeTable {
-                nodes: HashMap::new(),
-                children: HashMap::new(),
-            }),
+            table: Mutex::new(NodeTable { nodes: HashMap::new(), children: HashMap::new() }),
             ns: RwLock::new(()),
             inos,
             tmp_seq: AtomicU64::new(0),
+            copied_dirs: Mutex::new(Vec::new()),
         };
         if let Some(u) = &ov.upper {
             copy_up::clean_work_dir(&u.work)?;
@@ -354,9 +371,7 @@ impl Overlay {
     }
 
     fn upper(&self) -> Result<&Upper> {
-        self.upper
-            .as_ref()
-            .ok_or(Error::errno_only("read-only mount", Errno::ROFS))
+        self.upper.as_ref().ok_or(Error::errno_only("read-only mount", Errno::ROFS))
     }
 
     fn resolve_root(&self) -> Result<Resolved> {
@@ -372,10 +387,7 @@ impl Overlay {
         }
         if !opaque {
             for (i, l) in self.lowers.iter().enumerate() {
-                lowers.push(LowerRef {
-                    layer: i,
-                    path: Vec::new(),
-                });
+                lowers.push(LowerRef { layer: i, path: Vec::new() });
                 if l.is_opaque(b"")? {
                     break;
                 }
@@ -385,24 +397,11 @@ impl Overlay {
             let st = self.lowers[first.layer].stat(b"").ctx("stat lower root")?;
             st_ino = Some(self.inos.map(st.st_dev, st.st_ino));
         }
-        Ok(Resolved {
-            is_dir: true,
-            upper,
-            lowers,
-            st_ino: st_ino.unwrap_or(ROOT),
-            indexed: false,
-            stat: None,
-        })
+        Ok(Resolved { is_dir: true, upper, lowers, st_ino: st_ino.unwrap_or(ROOT), indexed: false, stat: None })
     }
 
     /// Resolve `name` in the directory `parent` (already known) across all layers.
-    fn resolve(
-        &self,
-        parent_id: u64,
-        parent: &Node,
-        parent_path: &[u8],
-        name: &[u8],
-    ) -> Result<Option<Resolved>> {
+    fn resolve(&self, parent_id: u64, parent: &Node, parent_path: &[u8], name: &[u8]) -> Result<Option<Resolved>> {
         let path = join(parent_path, name);
         let mut upper_dir: Option<Stat> = None;
         let mut redirect: Option<Vec<u8>> = None;
@@ -422,11 +421,7 @@ impl Overlay {
                             stat: Some(*st),
                         }));
                     }
-                    Probe::Dir {
-                        stat,
-                        opaque,
-                        redirect: r,
-                    } => {
+                    Probe::Dir { stat, opaque, redirect: r } => {
                         if opaque {
                             let st_ino = self.upper_ino(&path, &stat)?;
                             return Ok(Some(Resolved {
@@ -447,30 +442,40 @@ impl Overlay {
         let mut lowers: Vec<LowerRef> = Vec::new();
         let mut first_lower: Option<Stat> = None;
         let mut nondir: Option<(usize, Vec<u8>, Stat)> = None;
+        // Where lower layers are searched: under the parent's lower
+        // directories by a name (this one, or a relative redirect), or at an
+        // absolute path from every lower root (an absolute redirect).
+        let mut search = match redirect {
+            Some(r) if r.starts_with(b"/") => Search::Abs(r[1..].to_vec()),
+            Some(r) => Search::Parent(r),
+            None => Search::Parent(name.to_vec()),
+        };
         let mut next_parent = 0usize;
         let mut next_abs = 0usize;
-        if redirect.is_none() && parent.lowers.len() >= LOWER_NAMES_MIN {
-            match self.lower_names(parent_id, parent)?.get(name) {
-                None | Some(LowerName::Whiteout) => next_parent = usize::MAX,
-                Some(LowerName::At(pos)) => next_parent = *pos,
+        if let Search::Parent(nm) = &search {
+            if parent.lowers.len() >= LOWER_NAMES_MIN {
+                match self.lower_names(parent_id, parent)?.get(nm) {
+                    None | Some(LowerName::Whiteout) => next_parent = usize::MAX,
+                    Some(LowerName::At(pos)) => next_parent = *pos,
+                }
             }
         }
         loop {
-            let (li, lpath) = if let Some(r) = &redirect {
-                if next_abs >= self.lowers.len() {
-                    break;
+            let (li, lpath) = match &search {
+                Search::Abs(p) => {
+                    if next_abs >= self.lowers.len() {
+                        break;
+                    }
+                    next_abs += 1;
+                    (next_abs - 1, p.clone())
                 }
-                next_abs += 1;
-                (next_abs - 1, r.clone())
-            } else {
-                let Some(pl) = parent.lowers.get(next_parent) else {
-                    break;
-                };
-                if pl.layer >= self.lowers.len() || (!parent.is_dir) {
-                    break;
+                Search::Parent(nm) => {
+                    let Some(pl) = parent.lowers.get(next_parent) else {
+                        break;
+                    };
+                    next_parent += 1;
+                    (pl.layer, join(&pl.path, nm))
                 }
-                next_parent += 1;
-                (pl.layer, join(&pl.path, name))
             };
             match self.lowers[li].probe(&lpath)? {
                 Probe::Missing => continue,
@@ -481,24 +486,28 @@ impl Overlay {
                     }
                     break;
                 }
-                Probe::Dir {
-                    stat,
-                    opaque,
-                    redirect: r,
-                } => {
+                Probe::Dir { stat, opaque, redirect: r } => {
                     if first_lower.is_none() {
                         first_lower = Some(*stat);
                     }
-                    lowers.push(LowerRef {
-                        layer: li,
-                        path: lpath,
-                    });
+                    let here = lpath.clone();
+                    lowers.push(LowerRef { layer: li, path: lpath });
                     if opaque {
                         break;
                     }
-                    if let Some(r) = r {
-                        redirect = Some(r);
-                        next_abs = li + 1;
+                    match r {
+                        Some(r) if r.starts_with(b"/") => {
+                            search = Search::Abs(r[1..].to_vec());
+                            next_abs = li + 1;
+                        }
+                        Some(r) => match &mut search {
+                            Search::Parent(nm) => *nm = r,
+                            Search::Abs(p) => {
+                                *p = join(layer::split(&here).0, &r);
+                                next_abs = li + 1;
+                            }
+                        },
+                        None => {}
                     }
                 }
             }
@@ -511,25 +520,11 @@ impl Overlay {
                     None => self.inos.map(ust.st_dev, ust.st_ino),
                 },
             };
-            return Ok(Some(Resolved {
-                is_dir: true,
-                upper: true,
-                lowers,
-                st_ino,
-                indexed: false,
-                stat: Some(ust),
-            }));
+            return Ok(Some(Resolved { is_dir: true, upper: true, lowers, st_ino, indexed: false, stat: Some(ust) }));
         }
         if let Some(l) = first_lower {
             let st_ino = self.inos.map(l.st_dev, l.st_ino);
-            return Ok(Some(Resolved {
-                is_dir: true,
-                upper: false,
-                lowers,
-                st_ino,
-                indexed: false,
-                stat: Some(l),
-            }));
+            return Ok(Some(Resolved { is_dir: true, upper: false, lowers, st_ino, indexed: false, stat: Some(l) }));
         }
         if let Some((li, lpath, st)) = nondir {
             let st_ino = self.inos.map(st.st_dev, st.st_ino);
@@ -537,10 +532,7 @@ impl Overlay {
             return Ok(Some(Resolved {
                 is_dir: false,
                 upper: false,
-                lowers: vec![LowerRef {
-                    layer: li,
-                    path: lpath,
-                }],
+                lowers: vec![LowerRef { layer: li, path: lpath }],
                 st_ino,
                 indexed,
                 stat: Some(st),
@@ -572,12 +564,8 @@ impl Overlay {
                 }
                 let mut hit = LowerName::At(pos);
                 if ft == FileType::CharacterDevice || ft == FileType::Unknown {
-                    let st = rustix::fs::statat(
-                        &dirfd,
-                        OsStr::from_bytes(&name),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .ctx("stat lower entry")?;
+                    let st = rustix::fs::statat(&dirfd, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
+                        .ctx("stat lower entry")?;
                     if layer::is_whiteout(&st) {
                         hit = LowerName::Whiteout;
                     }
@@ -595,12 +583,8 @@ impl Overlay {
 
     fn upper_saved_ino(&self, path: &[u8]) -> Result<Option<u64>> {
         let u = self.upper()?;
-        let v = u
-            .layer
-            .get_xattr(path, layer::XATTR_INO)
-            .ctx("read saved inode number")?;
-        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-            .map(u64::from_le_bytes))
+        let v = u.layer.get_xattr(path, layer::XATTR_INO).ctx("read saved inode number")?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok()).map(u64::from_le_bytes))
     }
 
     fn upper_ino(&self, path: &[u8], st: &Stat) -> Result<u64> {
@@ -654,9 +638,15 @@ impl Overlay {
             n.indexed |= r.indexed;
         }
         t.attach(id, parent, name);
+        let promoted = t.promote(id, parent, name);
         let n = t.nodes.get_mut(&id).expect("just inserted");
         n.lookups += 1;
-        (id, n.clone())
+        let node = n.clone();
+        drop(t);
+        if promoted {
+            self.refresh_primary(id);
+        }
+        (id, node)
     }
 
     /// Look a name up; on success the node's lookup count grows by one.
@@ -671,14 +661,18 @@ impl Overlay {
             let key = (parent, name.to_vec());
             if let Some(&id) = t.children.get(&key) {
                 // Known name: only its attributes are needed.
-                let n = t
-                    .nodes
-                    .get_mut(&id)
-                    .expect("child map points at a live node");
+                let n = t.nodes.get_mut(&id).expect("child map points at a live node");
                 n.lookups += 1;
-                let node = n.clone();
+                // The name looked up last is the one an open that follows
+                // refers to (FUSE opens name no path): copy-up uses it.
+                let promoted = t.promote(id, parent, name);
+                let node = t.get(id)?.clone();
                 let path = t.path(id)?;
                 drop(t);
+                if promoted {
+                    self.refresh_primary(id);
+                    return self.getattr(id).map(|st| (id, st));
+                }
                 return match self.stat_node(&node, &path) {
                     Ok(st) => Ok((id, st)),
                     Err(e) => {
@@ -693,12 +687,8 @@ impl Overlay {
             }
             (pnode, t.path(parent)?)
         };
-        let r = self
-            .resolve(parent, &pnode, &ppath, name)?
-            .ok_or(Error::errno_only("lookup", Errno::NOENT))?;
-        let quick = r
-            .stat
-            .filter(|st| !r.indexed && (r.is_dir || st.st_nlink <= 1));
+        let r = self.resolve(parent, &pnode, &ppath, name)?.ok_or(Error::errno_only("lookup", Errno::NOENT))?;
+        let quick = r.stat.filter(|st| !r.indexed && (r.is_dir || st.st_nlink <= 1));
         let (id, node) = self.insert_node(parent, name, r);
         if let (Some(mut st), true) = (quick, node.parent == parent && node.name == name) {
             // The probe's stat is the answer: fix it up as stat_node would.
@@ -771,6 +761,11 @@ impl Overlay {
         Ok(st)
     }
 
+    /// The directories copied up since the last call (see `copied_dirs`).
+    pub fn take_copied_dirs(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Whether a node's data lives in the upper layer now.
     pub fn is_upper(&self, id: u64) -> bool {
         self.table().nodes.get(&id).is_some_and(|n| n.upper)
@@ -798,10 +793,7 @@ impl Overlay {
         } else if node.indexed {
             Ok((&self.upper()?.work, index_path(node.st_ino)))
         } else {
-            let l = node
-                .lowers
-                .first()
-                .ok_or(Error::errno_only("lookup", Errno::NOENT))?;
+            let l = node.lowers.first().ok_or(Error::errno_only("lookup", Errno::NOENT))?;
             Ok((&self.lowers[l.layer], l.path.clone()))
         }
     }
@@ -842,12 +834,8 @@ impl Overlay {
                 }
                 let mut ft = ft;
                 if ft == FileType::CharacterDevice || ft == FileType::Unknown {
-                    let st = rustix::fs::statat(
-                        &dirfd,
-                        OsStr::from_bytes(&name),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .ctx("stat entry")?;
+                    let st = rustix::fs::statat(&dirfd, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
+                        .ctx("stat entry")?;
                     if layer::is_whiteout(&st) {
                         hidden_here.push(name);
                         continue;
@@ -855,11 +843,7 @@ impl Overlay {
                     ft = FileType::from_raw_mode(st.st_mode);
                 }
                 seen.insert(name.clone());
-                out.push(DirEntry {
-                    name,
-                    kind: ft,
-                    ino: self.inos.map(layer.dev, ino),
-                });
+                out.push(DirEntry { name, kind: ft, ino: self.inos.map(layer.dev, ino) });
             }
             seen.extend(hidden_here);
         }
@@ -911,44 +895,21 @@ impl Overlay {
         let idx = index_path(node.st_ino);
         let mut indexed = node.indexed;
         if !node.is_dir && node.indexed {
-            rustix::fs::linkat(
-                &u.work.fd,
-                layer::at(&idx),
-                &u.layer.fd,
-                layer::at(&path),
-                AtFlags::empty(),
-            )
-            .ctx("copy-up from index")?;
+            rustix::fs::linkat(&u.work.fd, layer::at(&idx), &u.layer.fd, layer::at(&path), AtFlags::empty())
+                .ctx("copy-up from index")?;
         } else {
-            let src = node
-                .lowers
-                .first()
-                .ok_or(Error::errno_only("copy-up", Errno::NOENT))?;
-            let lst = self.lowers[src.layer]
-                .stat(&src.path)
-                .ctx("stat copy-up source")?;
-            let index =
-                (!node.is_dir && lst.st_nlink > 1).then_some((idx.as_slice(), lst.st_nlink as u32));
+            let src = node.lowers.first().ok_or(Error::errno_only("copy-up", Errno::NOENT))?;
+            let lst = self.lowers[src.layer].stat(&src.path).ctx("stat copy-up source")?;
+            let index = (!node.is_dir && lst.st_nlink > 1).then_some((idx.as_slice(), lst.st_nlink as u32));
             indexed = index.is_some();
             let tmp = self.tmp_name();
-            copy_up::copy_up(
-                &self.lowers[src.layer],
-                &src.path,
-                u,
-                &tmp,
-                &path,
-                node.st_ino,
-                with_data,
-                index,
-            )?;
+            copy_up::copy_up(&self.lowers[src.layer], &src.path, u, &tmp, &path, node.st_ino, with_data, index)?;
         }
-        rustix::fs::utimensat(
-            &u.layer.fd,
-            layer::at(&ppath),
-            &parent_times,
-            AtFlags::empty(),
-        )
-        .ctx("restore parent times")?;
+        rustix::fs::utimensat(&u.layer.fd, layer::at(&ppath), &parent_times, AtFlags::empty())
+            .ctx("restore parent times")?;
+        if node.is_dir {
+            self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+        }
         self.set_node(id, |n| {
             if is_primary {
                 n.upper = true;
@@ -973,17 +934,12 @@ impl Overlay {
     }
 
     fn index_exists(&self, st_ino: u64) -> bool {
-        self.upper
-            .as_ref()
-            .is_some_and(|u| u.work.stat(&index_path(st_ino)).is_ok())
+        self.upper.as_ref().is_some_and(|u| u.work.stat(&index_path(st_ino)).is_ok())
     }
 
     fn saved_nlink(&self, layer: &Layer, path: &[u8]) -> Result<Option<u32>> {
-        let v = layer
-            .get_xattr(path, layer::XATTR_NLINK)
-            .ctx("read link count")?;
-        Ok(v.and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
-            .map(u32::from_le_bytes))
+        let v = layer.get_xattr(path, layer::XATTR_NLINK).ctx("read link count")?;
+        Ok(v.and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok()).map(u32::from_le_bytes))
     }
 
     /// Add `delta` to the recorded link count of an indexed hard-linked file.
@@ -995,13 +951,8 @@ impl Overlay {
         }
         let cur = self.saved_nlink(&u.work, &idx)?.unwrap_or(1) as i64;
         let n = (cur + delta).max(0) as u32;
-        rustix::fs::lsetxattr(
-            u.work.abs(&idx),
-            layer::XATTR_NLINK,
-            &n.to_le_bytes(),
-            rustix::fs::XattrFlags::empty(),
-        )
-        .ctx("record link count")
+        rustix::fs::lsetxattr(u.work.abs(&idx), layer::XATTR_NLINK, &n.to_le_bytes(), rustix::fs::XattrFlags::empty())
+            .ctx("record link count")
     }
 
     /// Copy a node up for writing (open for write, truncate…). `truncating`
@@ -1015,9 +966,7 @@ impl Overlay {
     /// Open a node's file; write access copies it up first. The caller owns the descriptor.
     pub fn open(&self, id: u64, flags: OFlags) -> Result<OwnedFd> {
         let acc = flags & (OFlags::RDONLY | OFlags::WRONLY | OFlags::RDWR);
-        let writing = acc.contains(OFlags::WRONLY)
-            || acc.contains(OFlags::RDWR)
-            || flags.contains(OFlags::TRUNC);
+        let writing = acc.contains(OFlags::WRONLY) || acc.contains(OFlags::RDWR) || flags.contains(OFlags::TRUNC);
         if writing {
             self.copy_up_for_write(id, flags.contains(OFlags::TRUNC))?;
         }
@@ -1065,19 +1014,12 @@ impl Overlay {
             return Err(Error::errno_only("create", Errno::NOTDIR));
         }
         if pnode.unlinked {
-            return Err(Error::errno_only(
-                "create in removed directory",
-                Errno::NOENT,
-            ));
+            return Err(Error::errno_only("create in removed directory", Errno::NOENT));
         }
         self.check_absent(parent, &pnode, &ppath, name)?;
         self.copy_up(parent, true)?;
         let pst = u.layer.stat(&ppath).ctx("stat parent")?;
-        let gid = if pst.st_mode & 0o2000 != 0 {
-            pst.st_gid
-        } else {
-            creds.gid
-        };
+        let gid = if pst.st_mode & 0o2000 != 0 { pst.st_gid } else { creds.gid };
         let mut perm = mode & 0o7777;
         if matches!(kind, NewKind::Dir) && pst.st_mode & 0o2000 != 0 {
             perm |= 0o2000;
@@ -1097,42 +1039,26 @@ impl Overlay {
         }
         // Objects are built in the work directory when they replace a whiteout
         // (so they appear atomically, already opaque), else directly in place.
-        let (dir, target): (&Layer, Vec<u8>) = if over_whiteout {
-            (&u.work, self.tmp_name())
-        } else {
-            (&u.layer, path.clone())
-        };
+        let (dir, target): (&Layer, Vec<u8>) =
+            if over_whiteout { (&u.work, self.tmp_name()) } else { (&u.layer, path.clone()) };
         let tgt = layer::at(&target);
         let mut fd = None;
         match kind {
             NewKind::File(flags) => {
-                let f = (flags
-                    & (OFlags::RDONLY
-                        | OFlags::WRONLY
-                        | OFlags::RDWR
-                        | OFlags::APPEND
-                        | OFlags::NONBLOCK))
+                let f = (flags & (OFlags::RDONLY | OFlags::WRONLY | OFlags::RDWR | OFlags::APPEND | OFlags::NONBLOCK))
                     | OFlags::CREATE
                     | OFlags::EXCL
                     | OFlags::CLOEXEC;
-                fd = Some(
-                    rustix::fs::openat(&dir.fd, tgt, f, Mode::from_raw_mode(perm)).ctx("create")?,
-                );
+                fd = Some(rustix::fs::openat(&dir.fd, tgt, f, Mode::from_raw_mode(perm)).ctx("create")?);
             }
-            NewKind::Dir => {
-                rustix::fs::mkdirat(&dir.fd, tgt, Mode::from_raw_mode(perm)).ctx("mkdir")?
-            }
+            NewKind::Dir => rustix::fs::mkdirat(&dir.fd, tgt, Mode::from_raw_mode(perm)).ctx("mkdir")?,
             NewKind::Special(ft, rdev) => {
-                rustix::fs::mknodat(&dir.fd, tgt, ft, Mode::from_raw_mode(perm), rdev)
-                    .ctx("mknod")?
+                rustix::fs::mknodat(&dir.fd, tgt, ft, Mode::from_raw_mode(perm), rdev).ctx("mknod")?
             }
-            NewKind::Symlink(t) => {
-                rustix::fs::symlinkat(OsStr::from_bytes(t), &dir.fd, tgt).ctx("symlink")?
-            }
+            NewKind::Symlink(t) => rustix::fs::symlinkat(OsStr::from_bytes(t), &dir.fd, tgt).ctx("symlink")?,
             NewKind::Link(_) => {
                 let sp = link_src.as_deref().unwrap_or_default();
-                rustix::fs::linkat(&u.layer.fd, layer::at(sp), &dir.fd, tgt, AtFlags::empty())
-                    .ctx("link")?
+                rustix::fs::linkat(&u.layer.fd, layer::at(sp), &dir.fd, tgt, AtFlags::empty()).ctx("link")?
             }
         }
         let finish = || -> Result<()> {
@@ -1146,33 +1072,20 @@ impl Overlay {
                 )
                 .ctx("chown new object")?;
                 if !matches!(kind, NewKind::Symlink(_)) && perm & 0o7000 != 0 {
-                    rustix::fs::chmodat(&dir.fd, tgt, Mode::from_raw_mode(perm), AtFlags::empty())
-                        .ctx("chmod")?;
+                    rustix::fs::chmodat(&dir.fd, tgt, Mode::from_raw_mode(perm), AtFlags::empty()).ctx("chmod")?;
                 }
             }
             // Like the kernel, a directory made where lower layers could show
             // through (over a whiteout, or in a merged parent) is opaque.
             let merged_parent = !pnode.lowers.is_empty();
             if matches!(kind, NewKind::Dir) && (over_whiteout || merged_parent) {
-                rustix::fs::lsetxattr(
-                    dir.abs(&target),
-                    layer::XATTR_OPAQUE,
-                    b"y",
-                    rustix::fs::XattrFlags::empty(),
-                )
-                .ctx("mark opaque")?;
+                rustix::fs::lsetxattr(dir.abs(&target), layer::XATTR_OPAQUE, b"y", rustix::fs::XattrFlags::empty())
+                    .ctx("mark opaque")?;
             }
             if over_whiteout {
-                rustix::fs::renameat_with(
-                    &u.work.fd,
-                    tgt,
-                    &u.layer.fd,
-                    layer::at(&path),
-                    RenameFlags::EXCHANGE,
-                )
-                .ctx("replace whiteout")?;
-                rustix::fs::unlinkat(&u.work.fd, tgt, AtFlags::empty())
-                    .ctx("remove old whiteout")?;
+                rustix::fs::renameat_with(&u.work.fd, tgt, &u.layer.fd, layer::at(&path), RenameFlags::EXCHANGE)
+                    .ctx("replace whiteout")?;
+                rustix::fs::unlinkat(&u.work.fd, tgt, AtFlags::empty()).ctx("remove old whiteout")?;
             }
             Ok(())
         };
@@ -1180,11 +1093,7 @@ impl Overlay {
             let _ = rustix::fs::unlinkat(
                 &dir.fd,
                 tgt,
-                if matches!(kind, NewKind::Dir) {
-                    AtFlags::REMOVEDIR
-                } else {
-                    AtFlags::empty()
-                },
+                if matches!(kind, NewKind::Dir) { AtFlags::REMOVEDIR } else { AtFlags::empty() },
             );
             return Err(e);
         }
@@ -1200,14 +1109,7 @@ impl Overlay {
         let (id, node) = self.insert_node(
             parent,
             name,
-            Resolved {
-                is_dir,
-                upper: true,
-                lowers: Vec::new(),
-                st_ino,
-                indexed: false,
-                stat: None,
-            },
+            Resolved { is_dir, upper: true, lowers: Vec::new(), st_ino, indexed: false, stat: None },
         );
         let st = self.stat_node(&node, &path)?;
         Ok((id, st, fd))
@@ -1240,9 +1142,7 @@ impl Overlay {
         // As the kernel does with index=on: a lower hard link is copied up
         // before one of its names goes, so the others keep an exact link count.
         let lower_links = match node.lowers.first() {
-            Some(l) if !node.is_dir => self.lowers[l.layer]
-                .stat(&l.path)
-                .map_or(1, |st| st.st_nlink),
+            Some(l) if !node.is_dir => self.lowers[l.layer].stat(&l.path).map_or(1, |st| st.st_nlink),
             _ => 1,
         };
         if !node.is_dir && lower_links > 1 && !self.upper_has(&path) {
@@ -1250,11 +1150,7 @@ impl Overlay {
         }
         let (pnode, _) = self.snapshot(parent)?;
         let needs_whiteout = self.lower_positive(&pnode, name)?;
-        let in_upper = if node.is_dir {
-            node.upper
-        } else {
-            self.upper_has(&path)
-        };
+        let in_upper = if node.is_dir { node.upper } else { self.upper_has(&path) };
         if in_upper {
             if needs_whiteout {
                 let tmp = self.tmp_name();
@@ -1273,25 +1169,14 @@ impl Overlay {
                     Ok(()) => {}
                     Err(Errno::NOTEMPTY) | Err(Errno::EXIST) => {
                         let tmp = self.tmp_name();
-                        rustix::fs::renameat(
-                            &u.layer.fd,
-                            layer::at(&path),
-                            &u.work.fd,
-                            layer::at(&tmp),
-                        )
-                        .ctx("move directory away")?;
+                        rustix::fs::renameat(&u.layer.fd, layer::at(&path), &u.work.fd, layer::at(&tmp))
+                            .ctx("move directory away")?;
                         copy_up::remove_tree(&u.work, &tmp)?;
                     }
-                    Err(e) => {
-                        return Err(Error::Sys {
-                            op: "rmdir",
-                            errno: e,
-                        })
-                    }
+                    Err(e) => return Err(Error::Sys { op: "rmdir", errno: e }),
                 }
             } else {
-                rustix::fs::unlinkat(&u.layer.fd, layer::at(&path), AtFlags::empty())
-                    .ctx("unlink")?;
+                rustix::fs::unlinkat(&u.layer.fd, layer::at(&path), AtFlags::empty()).ctx("unlink")?;
             }
         } else {
             let tmp = self.tmp_name();
@@ -1326,14 +1211,7 @@ impl Overlay {
     }
 
     /// Rename, with `RENAME_NOREPLACE` / `RENAME_EXCHANGE` semantics.
-    pub fn rename(
-        &self,
-        parent: u64,
-        name: &OsStr,
-        newparent: u64,
-        newname: &OsStr,
-        flags: RenameFlags,
-    ) -> Result<()> {
+    pub fn rename(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: RenameFlags) -> Result<()> {
         let (name, newname) = (name.as_bytes(), newname.as_bytes());
         let u = self.upper()?;
         if flags.intersects(!(RenameFlags::NOREPLACE | RenameFlags::EXCHANGE)) {
@@ -1404,16 +1282,15 @@ impl Overlay {
         let spath = join(&ppath, name);
         let dpath = join(&nppath, newname);
         let src_lower_here = self.lower_positive(&pnode, name)?;
-        let dst_lower_here = self.lower_positive(&npnode, newname)?;
         // A directory that merges lower directories keeps finding them through a
         // redirect; an upper-only directory moving onto a name that lower layers
         // hold becomes opaque.
         let (snode, _) = self.snapshot(src)?;
-        self.prepare_moved_dir(u, &snode, &spath, dst_lower_here)?;
+        self.prepare_moved_dir(u, &snode, &spath, name, parent == newparent, !npnode.lowers.is_empty())?;
         if exchange {
             let d = dst.expect("checked above");
             let (dnode, _) = self.snapshot(d)?;
-            self.prepare_moved_dir(u, &dnode, &dpath, src_lower_here)?;
+            self.prepare_moved_dir(u, &dnode, &dpath, newname, parent == newparent, !pnode.lowers.is_empty())?;
             rustix::fs::renameat_with(
                 &u.layer.fd,
                 layer::at(&spath),
@@ -1436,38 +1313,21 @@ impl Overlay {
         // cannot be renamed over one) or an emptied directory holding whiteouts.
         match u.layer.stat(&dpath) {
             Ok(st) if layer::is_whiteout(&st) && snode.is_dir => {
-                rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::empty())
-                    .ctx("remove whiteout")?;
+                rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::empty()).ctx("remove whiteout")?;
             }
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                if rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::REMOVEDIR).is_err()
-                {
+                if rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::REMOVEDIR).is_err() {
                     let tmp = self.tmp_name();
-                    rustix::fs::renameat(
-                        &u.layer.fd,
-                        layer::at(&dpath),
-                        &u.work.fd,
-                        layer::at(&tmp),
-                    )
-                    .ctx("move replaced directory away")?;
+                    rustix::fs::renameat(&u.layer.fd, layer::at(&dpath), &u.work.fd, layer::at(&tmp))
+                        .ctx("move replaced directory away")?;
                     copy_up::remove_tree(&u.work, &tmp)?;
                 }
             }
             _ => {}
         }
-        let rflags = if src_lower_here {
-            RenameFlags::WHITEOUT
-        } else {
-            RenameFlags::empty()
-        };
-        rustix::fs::renameat_with(
-            &u.layer.fd,
-            layer::at(&spath),
-            &u.layer.fd,
-            layer::at(&dpath),
-            rflags,
-        )
-        .ctx("rename")?;
+        let rflags = if src_lower_here { RenameFlags::WHITEOUT } else { RenameFlags::empty() };
+        rustix::fs::renameat_with(&u.layer.fd, layer::at(&spath), &u.layer.fd, layer::at(&dpath), rflags)
+            .ctx("rename")?;
         let mut t = self.table();
         if let Some(d) = dst {
             t.detach(d, newparent, newname);
@@ -1486,41 +1346,42 @@ impl Overlay {
         Ok(())
     }
 
+    /// Before a directory at `path` (currently named `name`) moves: one that
+    /// merges lower directories gets a redirect to find them from its new
+    /// place, as the kernel writes it (the old name when staying in the same
+    /// directory, else an absolute path); an upper-only one moving into a
+    /// merged directory (`into_merged`) becomes opaque.
     fn prepare_moved_dir(
         &self,
         u: &Upper,
         node: &Node,
         path: &[u8],
-        lower_at_target: bool,
+        name: &[u8],
+        samedir: bool,
+        into_merged: bool,
     ) -> Result<()> {
         if !node.is_dir {
             return Ok(());
         }
         let abs = u.layer.abs(path);
         if let Some(first) = node.lowers.first() {
-            if u.layer
-                .get_xattr(path, layer::XATTR_REDIRECT)
-                .ctx("read redirect")?
-                .is_none()
-            {
-                let mut v = b"/".to_vec();
-                v.extend_from_slice(&first.path);
-                rustix::fs::lsetxattr(
-                    &abs,
-                    layer::XATTR_REDIRECT,
-                    &v,
-                    rustix::fs::XattrFlags::empty(),
-                )
-                .ctx("set redirect")?;
+            let current = u.layer.get_xattr(path, layer::XATTR_REDIRECT).ctx("read redirect")?;
+            let wanted = match current {
+                Some(r) if r.starts_with(b"/") || samedir => None,
+                None if samedir => Some(name.to_vec()),
+                _ => {
+                    let mut v = b"/".to_vec();
+                    v.extend_from_slice(&first.path);
+                    Some(v)
+                }
+            };
+            if let Some(v) = wanted {
+                rustix::fs::lsetxattr(&abs, layer::XATTR_REDIRECT, &v, rustix::fs::XattrFlags::empty())
+                    .ctx("set redirect")?;
             }
-        } else if lower_at_target {
-            rustix::fs::lsetxattr(
-                &abs,
-                layer::XATTR_OPAQUE,
-                b"y",
-                rustix::fs::XattrFlags::empty(),
-            )
-            .ctx("mark opaque")?;
+        } else if into_merged {
+            rustix::fs::lsetxattr(&abs, layer::XATTR_OPAQUE, b"y", rustix::fs::XattrFlags::empty())
+                .ctx("mark opaque")?;
         }
         Ok(())
     }
@@ -1555,29 +1416,19 @@ impl Overlay {
             .ctx("chown")?;
         }
         if let Some(m) = mode {
-            rustix::fs::chmodat(
-                &u.layer.fd,
-                at,
-                Mode::from_raw_mode(m & 0o7777),
-                AtFlags::empty(),
-            )
-            .ctx("chmod")?;
+            rustix::fs::chmodat(&u.layer.fd, at, Mode::from_raw_mode(m & 0o7777), AtFlags::empty()).ctx("chmod")?;
         }
         if let Some(sz) = size {
             match fd {
                 Some(fd) => rustix::fs::ftruncate(fd, sz).ctx("truncate")?,
                 None => {
-                    let f = u
-                        .layer
-                        .open_beneath(&path, OFlags::WRONLY, Mode::empty())
-                        .ctx("open for truncate")?;
+                    let f = u.layer.open_beneath(&path, OFlags::WRONLY, Mode::empty()).ctx("open for truncate")?;
                     rustix::fs::ftruncate(&f, sz).ctx("truncate")?;
                 }
             }
         }
         if let Some(ts) = times {
-            rustix::fs::utimensat(&u.layer.fd, at, &ts, AtFlags::SYMLINK_NOFOLLOW)
-                .ctx("utimens")?;
+            rustix::fs::utimensat(&u.layer.fd, at, &ts, AtFlags::SYMLINK_NOFOLLOW).ctx("utimens")?;
         }
         self.stat_node(&node, &path)
     }
@@ -1589,9 +1440,7 @@ impl Overlay {
         }
         let (node, path) = self.snapshot(id)?;
         let (layer, p) = self.real(&node, &path)?;
-        layer::get_xattr_path(&layer.abs(&p), name)
-            .ctx("getxattr")?
-            .ok_or(Error::errno_only("getxattr", Errno::NODATA))
+        layer::get_xattr_path(&layer.abs(&p), name).ctx("getxattr")?.ok_or(Error::errno_only("getxattr", Errno::NODATA))
     }
 
     /// List xattr names, private ones left out.
@@ -1606,13 +1455,7 @@ impl Overlay {
     }
 
     /// Set an xattr (copying up first).
-    pub fn setxattr(
-        &self,
-        id: u64,
-        name: &OsStr,
-        value: &[u8],
-        flags: rustix::fs::XattrFlags,
-    ) -> Result<()> {
+    pub fn setxattr(&self, id: u64, name: &OsStr, value: &[u8], flags: rustix::fs::XattrFlags) -> Result<()> {
         if is_private_xattr(name.as_bytes()) {
             return Err(Error::errno_only("setxattr", Errno::PERM));
         }

@@ -34,10 +34,7 @@ struct Stack {
 
 impl Stack {
     fn new(lowers: usize) -> Stack {
-        let dir = tempfile::Builder::new()
-            .prefix("strata-fs-test")
-            .tempdir_in("/tmp")
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("strata-fs-test").tempdir_in("/tmp").unwrap();
         for i in 0..lowers {
             fs::create_dir(dir.path().join(format!("l{i}"))).unwrap();
         }
@@ -53,10 +50,7 @@ impl Stack {
         self.p(&format!("l{i}"))
     }
     fn lowerdir(&self) -> String {
-        (0..self.lowers)
-            .map(|i| self.lower(i).display().to_string())
-            .collect::<Vec<_>>()
-            .join(":")
+        (0..self.lowers).map(|i| self.lower(i).display().to_string()).collect::<Vec<_>>().join(":")
     }
     fn opts(&self) -> String {
         format!(
@@ -70,20 +64,10 @@ impl Stack {
         self.mount_with("")
     }
     fn mount_with(&self, extra: &str) -> Mounted {
-        let out = Command::new(BIN)
-            .arg("-o")
-            .arg(format!("{}{extra}", self.opts()))
-            .arg(self.p("mnt"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Mounted {
-            path: self.p("mnt"),
-        }
+        let out =
+            Command::new(BIN).arg("-o").arg(format!("{}{extra}", self.opts())).arg(self.p("mnt")).output().unwrap();
+        assert!(out.status.success(), "mount failed: {}", String::from_utf8_lossy(&out.stderr));
+        Mounted { path: self.p("mnt") }
     }
     fn mount_kernel(&self, upper: &str, work: &str, mnt: &str) -> Mounted {
         let opts = format!(
@@ -92,11 +76,8 @@ impl Stack {
             self.p(upper).display(),
             self.p(work).display()
         );
-        let st = Command::new("mount")
-            .args(["-t", "overlay", "overlay", "-o", &opts])
-            .arg(self.p(mnt))
-            .status()
-            .unwrap();
+        let st =
+            Command::new("mount").args(["-t", "overlay", "overlay", "-o", &opts]).arg(self.p(mnt)).status().unwrap();
         assert!(st.success(), "kernel overlay mount failed");
         Mounted { path: self.p(mnt) }
     }
@@ -115,12 +96,7 @@ impl Mounted {
 impl Drop for Mounted {
     fn drop(&mut self) {
         for _ in 0..50 {
-            if Command::new("umount")
-                .arg(&self.path)
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-            {
+            if Command::new("umount").arg(&self.path).status().map(|s| s.success()).unwrap_or(false) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -175,14 +151,8 @@ fn tree(root: &Path) -> Vec<String> {
 }
 
 fn mknod_whiteout(p: &Path) {
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        p,
-        rustix::fs::FileType::CharacterDevice,
-        rustix::fs::Mode::empty(),
-        0,
-    )
-    .unwrap();
+    rustix::fs::mknodat(rustix::fs::CWD, p, rustix::fs::FileType::CharacterDevice, rustix::fs::Mode::empty(), 0)
+        .unwrap();
 }
 
 #[test]
@@ -209,15 +179,8 @@ fn delete_and_recreate_at_every_depth_survives_remount() {
         assert_eq!(fs::read_dir(m.p("top/mid")).unwrap().count(), 1);
     }
     let m = s.mount();
-    let names: Vec<_> = fs::read_dir(m.p("top/mid"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        names,
-        vec![OsStr::new("g").to_owned()],
-        "nothing from the lowers may come back"
-    );
+    let names: Vec<_> = fs::read_dir(m.p("top/mid")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![OsStr::new("g").to_owned()], "nothing from the lowers may come back");
     assert_eq!(read(m.p("rootfile0")), b"new");
     assert_eq!(read(m.p("rootfile1")), b"lower");
 }
@@ -249,11 +212,7 @@ fn inode_numbers_unique_across_layers_and_stable_across_copy_up() {
     assert_eq!(fs::metadata(m.p("f2_3")).unwrap().ino(), before);
     drop(m);
     let m = s.mount();
-    assert_eq!(
-        fs::metadata(m.p("f2_3")).unwrap().ino(),
-        before,
-        "stable across remount"
-    );
+    assert_eq!(fs::metadata(m.p("f2_3")).unwrap().ino(), before, "stable across remount");
 }
 
 #[test]
@@ -267,17 +226,9 @@ fn hard_links_stay_linked_after_copy_up() {
     fs::hard_link(s.lower(0).join("a"), s.lower(0).join("b")).unwrap();
     {
         let m = s.mount();
-        fs::OpenOptions::new()
-            .append(true)
-            .open(m.p("a"))
-            .unwrap()
-            .write_all(b"+two")
-            .unwrap();
+        fs::OpenOptions::new().append(true).open(m.p("a")).unwrap().write_all(b"+two").unwrap();
         assert_eq!(read(m.p("b")), b"one+two");
-        let (ma, mb) = (
-            fs::metadata(m.p("a")).unwrap(),
-            fs::metadata(m.p("b")).unwrap(),
-        );
+        let (ma, mb) = (fs::metadata(m.p("a")).unwrap(), fs::metadata(m.p("b")).unwrap());
         assert_eq!(ma.ino(), mb.ino());
         assert_eq!(ma.nlink(), 2);
     }
@@ -337,23 +288,10 @@ fn kernel_written_upper_reads_the_same_through_strata() {
         write(k.p("h"), b"h2");
         expected = tree(&k.path);
     }
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        s.lowerdir(),
-        s.p("kupper").display(),
-        s.p("kwork").display()
-    );
-    let out = Command::new(BIN)
-        .arg("-o")
-        .arg(opts)
-        .arg(s.p("mnt"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let opts =
+        format!("lowerdir={},upperdir={},workdir={}", s.lowerdir(), s.p("kupper").display(), s.p("kwork").display());
+    let out = Command::new(BIN).arg("-o").arg(opts).arg(s.p("mnt")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let m = Mounted { path: s.p("mnt") };
     assert_eq!(tree(&m.path), expected);
 }
@@ -387,10 +325,7 @@ fn oci_whiteouts(layers: usize) {
     mknod_whiteout(&s.lower(0).join("kgone"));
     let m = s.mount();
     let t = tree(&m.path);
-    assert_eq!(
-        t,
-        vec!["opq d 755 ".to_string(), "opq/visible f 644 v".to_string()]
-    );
+    assert_eq!(t, vec!["opq d 755 ".to_string(), "opq/visible f 644 v".to_string()]);
 }
 
 #[test]
@@ -401,21 +336,13 @@ fn read_only_without_upper() {
     }
     let s = Stack::new(1);
     write(s.lower(0).join("a"), b"a");
-    let out = Command::new(BIN)
-        .arg("-o")
-        .arg(format!("lowerdir={}", s.lowerdir()))
-        .arg(s.p("mnt"))
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).arg("-o").arg(format!("lowerdir={}", s.lowerdir())).arg(s.p("mnt")).output().unwrap();
     assert!(out.status.success());
     let m = Mounted { path: s.p("mnt") };
     assert_eq!(read(m.p("a")), b"a");
     let e = fs::write(m.p("b"), b"b").unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
-    let e = fs::OpenOptions::new()
-        .write(true)
-        .open(m.p("a"))
-        .unwrap_err();
+    let e = fs::OpenOptions::new().write(true).open(m.p("a")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
 }
 
@@ -430,34 +357,14 @@ fn bad_command_lines_fail_clearly() {
     let l0 = s.lower(0).display().to_string();
     let up = s.p("upper").display().to_string();
     let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["-o".into(), "lowerdir=/does/not/exist".into(), mnt.clone()], "No such file"),
+        (vec!["-o".into(), format!("lowerdir={l0},bogus=1"), mnt.clone()], "unknown mount option"),
         (
-            vec!["-o".into(), "lowerdir=/does/not/exist".into(), mnt.clone()],
-            "No such file",
-        ),
-        (
-            vec!["-o".into(), format!("lowerdir={l0},bogus=1"), mnt.clone()],
-            "unknown mount option",
-        ),
-        (
-            vec![
-                "-o".into(),
-                format!("lowerdir={l0},upperdir={up},workdir=/dev/shm"),
-                mnt.clone(),
-            ],
+            vec!["-o".into(), format!("lowerdir={l0},upperdir={up},workdir=/dev/shm"), mnt.clone()],
             "different filesystems",
         ),
-        (
-            vec!["-o".into(), format!("lowerdir={l0}"), format!("{l0}")],
-            "inside the layer",
-        ),
-        (
-            vec![
-                "-o".into(),
-                format!("lowerdir={l0},upperdir={up}"),
-                mnt.clone(),
-            ],
-            "workdir",
-        ),
+        (vec!["-o".into(), format!("lowerdir={l0}"), format!("{l0}")], "inside the layer"),
+        (vec!["-o".into(), format!("lowerdir={l0},upperdir={up}"), mnt.clone()], "workdir"),
         (vec![mnt.clone()], "lowerdir"),
     ];
     for (args, msg) in cases {
@@ -486,11 +393,7 @@ fn mount_helper_form_works() {
         .arg(format!("rw,{},dev,suid", s.opts()))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let m = Mounted { path: s.p("mnt") };
     assert_eq!(read(m.p("a")), b"a");
 }
@@ -504,11 +407,7 @@ fn open_unlinked_files_stay_usable() {
     let s = Stack::new(1);
     write(s.lower(0).join("low"), b"lower data");
     let m = s.mount();
-    let mut f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(m.p("low"))
-        .unwrap();
+    let mut f = fs::OpenOptions::new().read(true).write(true).open(m.p("low")).unwrap();
     fs::remove_file(m.p("low")).unwrap();
     f.seek(SeekFrom::End(0)).unwrap();
     f.write_all(b" more").unwrap();
@@ -577,10 +476,7 @@ fn kill_during_copy_up_leaves_nothing_or_everything() {
         let p = m.p("big");
         let writer = std::thread::spawn(move || {
             // Opening for write triggers the copy-up; it fails once the daemon dies.
-            let _ = fs::OpenOptions::new()
-                .append(true)
-                .open(&p)
-                .and_then(|mut f| f.write_all(b"!"));
+            let _ = fs::OpenOptions::new().append(true).open(&p).and_then(|mut f| f.write_all(b"!"));
         });
         std::thread::sleep(Duration::from_millis(delay_ms));
         let pids = Command::new("pgrep")
@@ -594,11 +490,7 @@ fn kill_during_copy_up_leaves_nothing_or_everything() {
         drop(m);
         let up = s.p("upper/big");
         if let Ok(md) = fs::symlink_metadata(&up) {
-            assert!(
-                md.len() == size || md.len() == size + 1,
-                "partial copy-up of {} bytes",
-                md.len()
-            );
+            assert!(md.len() == size || md.len() == size + 1, "partial copy-up of {} bytes", md.len());
         }
         // A new mount cleans the work directory and shows whole content.
         let start = Instant::now();
@@ -623,13 +515,7 @@ fn special_files_and_xattrs() {
     }
     let s = Stack::new(1);
     write(s.lower(0).join("f"), b"f");
-    rustix::fs::setxattr(
-        s.lower(0).join("f"),
-        "user.k",
-        b"v",
-        rustix::fs::XattrFlags::empty(),
-    )
-    .unwrap();
+    rustix::fs::setxattr(s.lower(0).join("f"), "user.k", b"v", rustix::fs::XattrFlags::empty()).unwrap();
     let m = s.mount();
     let mut buf = [0u8; 16];
     let n = rustix::fs::getxattr(m.p("f"), "user.k", &mut buf[..]).unwrap();
@@ -637,15 +523,8 @@ fn special_files_and_xattrs() {
     rustix::fs::setxattr(m.p("f"), "user.k2", b"w", rustix::fs::XattrFlags::empty()).unwrap();
     let mut list = [0u8; 256];
     let n = rustix::fs::listxattr(m.p("f"), &mut list[..]).unwrap();
-    let names: Vec<&[u8]> = list[..n]
-        .split(|&b| b == 0)
-        .filter(|s| !s.is_empty())
-        .collect();
-    assert_eq!(
-        names,
-        vec![&b"user.k"[..], &b"user.k2"[..]],
-        "overlay xattrs must not show"
-    );
+    let names: Vec<&[u8]> = list[..n].split(|&b| b == 0).filter(|s| !s.is_empty()).collect();
+    assert_eq!(names, vec![&b"user.k"[..], &b"user.k2"[..]], "overlay xattrs must not show");
     rustix::fs::mknodat(
         rustix::fs::CWD,
         &m.p("fifo"),
@@ -654,10 +533,7 @@ fn special_files_and_xattrs() {
         0,
     )
     .unwrap();
-    assert!(fs::symlink_metadata(m.p("fifo"))
-        .unwrap()
-        .file_type()
-        .is_fifo());
+    assert!(fs::symlink_metadata(m.p("fifo")).unwrap().file_type().is_fifo());
     std::os::unix::fs::symlink("/etc/passwd", m.p("sym")).unwrap();
     assert_eq!(fs::read_link(m.p("sym")).unwrap(), Path::new("/etc/passwd"));
     // rename flags
@@ -693,10 +569,7 @@ fn readdirplus_mode_lists_the_same_tree() {
     for i in 0..3 {
         fs::create_dir_all(s.lower(i).join("d/sub")).unwrap();
         for j in 0..300 {
-            write(
-                s.lower(i).join(format!("d/f{i}_{j}")),
-                format!("{i}{j}").as_bytes(),
-            );
+            write(s.lower(i).join(format!("d/f{i}_{j}")), format!("{i}{j}").as_bytes());
         }
         std::os::unix::fs::symlink("target", s.lower(i).join(format!("d/sub/l{i}"))).unwrap();
     }

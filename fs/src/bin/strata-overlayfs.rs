@@ -14,17 +14,11 @@ fn main() -> ExitCode {
     };
     let filter = if opts.debug { "debug" } else { "warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
-                .unwrap_or_else(|_| filter.into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| filter.into()))
         .with_writer(std::io::stderr)
         .init();
     // The daemon child gets `-f` prepended; strip ours so it is not doubled.
-    let child_args: Vec<String> = args
-        .into_iter()
-        .filter(|a| a != "-f" && a != "--foreground")
-        .collect();
+    let child_args: Vec<String> = args.into_iter().filter(|a| a != "-f" && a != "--foreground").collect();
     match strata_fs::mount::run(&opts, &child_args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
