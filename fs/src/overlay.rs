@@ -1139,15 +1139,7 @@ impl Overlay {
             return Err(Error::errno_only("rmdir", Errno::NOTEMPTY));
         }
         self.copy_up(parent, true)?;
-        // As the kernel does with index=on: a lower hard link is copied up
-        // before one of its names goes, so the others keep an exact link count.
-        let lower_links = match node.lowers.first() {
-            Some(l) if !node.is_dir => self.lowers[l.layer].stat(&l.path).map_or(1, |st| st.st_nlink),
-            _ => 1,
-        };
-        if !node.is_dir && lower_links > 1 && !self.upper_has(&path) {
-            self.copy_up_name(id, parent, name, true)?;
-        }
+        self.copy_up_if_hard_link(id, &node, parent, name, &path)?;
         let (pnode, _) = self.snapshot(parent)?;
         let needs_whiteout = self.lower_positive(&pnode, name)?;
         let in_upper = if node.is_dir { node.upper } else { self.upper_has(&path) };
@@ -1167,7 +1159,10 @@ impl Overlay {
             } else if node.is_dir {
                 match rustix::fs::unlinkat(&u.layer.fd, layer::at(&path), AtFlags::REMOVEDIR) {
                     Ok(()) => {}
-                    Err(Errno::NOTEMPTY) | Err(Errno::EXIST) => {
+                    // A merged directory holds the whiteouts of what was
+                    // deleted in it; an upper-only one is removed as it is
+                    // (stray whiteouts in it make it non-empty, as with the kernel).
+                    Err(Errno::NOTEMPTY) | Err(Errno::EXIST) if !node.lowers.is_empty() => {
                         let tmp = self.tmp_name();
                         rustix::fs::renameat(&u.layer.fd, layer::at(&path), &u.work.fd, layer::at(&tmp))
                             .ctx("move directory away")?;
@@ -1195,6 +1190,20 @@ impl Overlay {
         }
         self.table().detach(id, parent, name);
         self.refresh_primary(id);
+        Ok(())
+    }
+
+    /// As the kernel does with index=on: a lower hard link is copied up (into
+    /// the index) before one of its names goes away, so its other names keep
+    /// an exact link count.
+    fn copy_up_if_hard_link(&self, id: u64, node: &Node, parent: u64, name: &[u8], path: &[u8]) -> Result<()> {
+        let lower_links = match node.lowers.first() {
+            Some(l) if !node.is_dir => self.lowers[l.layer].stat(&l.path).map_or(1, |st| st.st_nlink),
+            _ => 1,
+        };
+        if lower_links > 1 && !self.upper_has(path) {
+            self.copy_up_name(id, parent, name, true)?;
+        }
         Ok(())
     }
 
@@ -1264,7 +1273,22 @@ impl Overlay {
                 (true, false) => return Err(Error::errno_only("rename", Errno::NOTDIR)),
                 (false, true) => return Err(Error::errno_only("rename", Errno::ISDIR)),
                 (true, true) if !self.readdir_locked(d)?.is_empty() => {
-                    return Err(Error::errno_only("rename", Errno::NOTEMPTY))
+                    // The kernel marks an upper-only directory moving into a
+                    // merged one opaque before the upper filesystem refuses to
+                    // replace a non-empty upper-only target: same on disk here.
+                    let (npnode, _) = self.snapshot(newparent)?;
+                    if snode.upper && snode.lowers.is_empty() && dnode.upper && dnode.lowers.is_empty() {
+                        let spath = join(&self.table().path(parent)?, name);
+                        self.prepare_moved_dir(
+                            u,
+                            &snode,
+                            &spath,
+                            name,
+                            parent == newparent,
+                            !npnode.lowers.is_empty(),
+                        )?;
+                    }
+                    return Err(Error::errno_only("rename", Errno::NOTEMPTY));
                 }
                 _ => {}
             }
@@ -1309,13 +1333,17 @@ impl Overlay {
             self.refresh_primary(d);
             return Ok(());
         }
+        let dst_merged = match dst {
+            Some(d) => !self.snapshot(d)?.0.lowers.is_empty(),
+            None => false,
+        };
         // Clear what the upper holds at the destination: a whiteout (a directory
         // cannot be renamed over one) or an emptied directory holding whiteouts.
         match u.layer.stat(&dpath) {
             Ok(st) if layer::is_whiteout(&st) && snode.is_dir => {
                 rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::empty()).ctx("remove whiteout")?;
             }
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory && dst_merged => {
                 if rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::REMOVEDIR).is_err() {
                     let tmp = self.tmp_name();
                     rustix::fs::renameat(&u.layer.fd, layer::at(&dpath), &u.work.fd, layer::at(&tmp))
@@ -1324,6 +1352,10 @@ impl Overlay {
                 }
             }
             _ => {}
+        }
+        if let Some(d) = dst {
+            let (dnode, _) = self.snapshot(d)?;
+            self.copy_up_if_hard_link(d, &dnode, newparent, newname, &dpath)?;
         }
         let rflags = if src_lower_here { RenameFlags::WHITEOUT } else { RenameFlags::empty() };
         rustix::fs::renameat_with(&u.layer.fd, layer::at(&spath), &u.layer.fd, layer::at(&dpath), rflags)
