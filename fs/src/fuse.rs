@@ -304,7 +304,7 @@ impl Filesystem for OverlayFs {
                 if let Some(h) = h {
                     match rustix::fs::fstat(&h.fd) {
                         Ok(mut st) => {
-                            self.ov.fix_stat(h.node, &mut st);
+                            self.ov.fix_stat(h.node, &h.fd, &mut st);
                             reply.attr(&Duration::ZERO, &attr(&st));
                         }
                         Err(e) => reply.error(rerr(e)),
@@ -349,7 +349,7 @@ impl Filesystem for OverlayFs {
                 (Some(h), Some(sz)) if e.errno() == rustix::io::Errno::NOENT => {
                     match rustix::fs::ftruncate(&h.fd, sz).and_then(|_| rustix::fs::fstat(&h.fd)) {
                         Ok(mut st) => {
-                            self.ov.fix_stat(h.node, &mut st);
+                            self.ov.fix_stat(h.node, &h.fd, &mut st);
                             reply.attr(&Duration::ZERO, &attr(&st));
                         }
                         Err(e) => reply.error(rerr(e)),

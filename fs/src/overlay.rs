@@ -79,6 +79,10 @@ pub struct Node {
     pub indexed: bool,
     /// Unlinked (or renamed over) while the kernel still references it.
     pub unlinked: bool,
+    /// For an unlinked upper node: its attributes when its last name went
+    /// (link count 0). What `getattr` answers for objects the daemon holds
+    /// no descriptor of, such as a FIFO still open in some process.
+    gone: Option<Box<Stat>>,
 }
 
 /// Below this many merged lower directories a lookup probes each layer;
@@ -101,6 +105,18 @@ enum Search {
     Parent(Vec<u8>),
     /// This path from the root of each lower layer.
     Abs(Vec<u8>),
+}
+
+/// What the ancestors of an absolute redirect's path are in one layer.
+enum AncestorWalk {
+    /// All directories.
+    Clear,
+    /// All directories, one of them opaque: no layer below is searched.
+    Opaque,
+    /// One is missing: look in the next layer.
+    Missing,
+    /// One is a whiteout or not a directory: the search ends.
+    Stop,
 }
 
 /// The merged lower entries of one directory.
@@ -197,6 +213,7 @@ impl NodeTable {
                 n.parent = parent;
                 n.name = name.to_vec();
                 n.unlinked = false;
+                n.gone = None;
             } else if !(n.parent == parent && n.name == name)
                 && !n.aliases.iter().any(|(p, nm)| *p == parent && nm == name)
             {
@@ -346,6 +363,7 @@ impl Overlay {
                 lower_names: None,
                 indexed: false,
                 unlinked: false,
+                gone: None,
             },
         );
         Ok(ov)
@@ -460,13 +478,23 @@ impl Overlay {
                 }
             }
         }
+        let mut stop_after: Option<usize> = None;
         loop {
             let (li, lpath) = match &search {
                 Search::Abs(p) => {
-                    if next_abs >= self.lowers.len() {
+                    if next_abs >= self.lowers.len() || stop_after.is_some_and(|l| next_abs > l) {
                         break;
                     }
                     next_abs += 1;
+                    // Walk the path's ancestors in this layer as the kernel
+                    // does: a whiteout or non-directory on the way ends the
+                    // search, an opaque directory ends it after this layer.
+                    match self.walk_ancestors(next_abs - 1, p)? {
+                        AncestorWalk::Missing => continue,
+                        AncestorWalk::Stop => break,
+                        AncestorWalk::Opaque => stop_after = Some(next_abs - 1),
+                        AncestorWalk::Clear => {}
+                    }
                     (next_abs - 1, p.clone())
                 }
                 Search::Parent(nm) => {
@@ -539,6 +567,20 @@ impl Overlay {
             }));
         }
         Ok(None)
+    }
+
+    /// The ancestors of `path` in lower layer `li`, for absolute redirects.
+    fn walk_ancestors(&self, li: usize, path: &[u8]) -> Result<AncestorWalk> {
+        let mut result = AncestorWalk::Clear;
+        for (i, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
+            match self.lowers[li].probe(&path[..i])? {
+                Probe::Missing => return Ok(AncestorWalk::Missing),
+                Probe::Whiteout | Probe::NonDir(_) => return Ok(AncestorWalk::Stop),
+                Probe::Dir { opaque: true, .. } => result = AncestorWalk::Opaque,
+                Probe::Dir { .. } => {}
+            }
+        }
+        Ok(result)
     }
 
     /// The merged lower entries of a directory node, listed on first use.
@@ -631,6 +673,7 @@ impl Overlay {
                     lower_names: None,
                     indexed: r.indexed,
                     unlinked: false,
+                    gone: None,
                 },
             );
         } else if let Some(n) = t.nodes.get_mut(&id) {
@@ -740,8 +783,10 @@ impl Overlay {
     /// Attributes of a node.
     pub fn getattr(&self, id: u64) -> Result<Stat> {
         let (node, path) = self.snapshot(id)?;
-        if node.unlinked {
-            return Err(Error::errno_only("getattr of unlinked node", Errno::NOENT));
+        // An unlinked node's upper path may name something new by now; its
+        // lower source (or index entry) is still the object it was.
+        if node.unlinked && node.upper {
+            return node.gone.as_deref().copied().ok_or(Error::errno_only("getattr of unlinked node", Errno::NOENT));
         }
         self.stat_node(&node, &path)
     }
@@ -750,7 +795,7 @@ impl Overlay {
         let (layer, p) = self.real(node, path)?;
         let mut st = layer.stat(&p).ctx("stat")?;
         st.st_ino = node.st_ino;
-        if !node.is_dir && st.st_nlink > 1 && (node.upper || node.indexed) {
+        if !node.is_dir && (node.indexed || (node.upper && st.st_nlink > 1)) {
             if let Some(n) = self.saved_nlink(layer, &p)? {
                 st.st_nlink = n as _;
             }
@@ -772,9 +817,16 @@ impl Overlay {
     }
 
     /// Fix up a stat taken from an open descriptor of a node.
-    pub fn fix_stat(&self, id: u64, st: &mut Stat) {
+    pub fn fix_stat(&self, id: u64, fd: &OwnedFd, st: &mut Stat) {
         if let Ok(n) = self.table().get(id) {
             st.st_ino = n.st_ino;
+        }
+        // An indexed hard link: the index's own link does not count.
+        if st.st_nlink > 0 {
+            let mut buf = [0u8; 4];
+            if let Ok(4) = rustix::fs::fgetxattr(fd, layer::XATTR_NLINK, &mut buf[..]) {
+                st.st_nlink = u32::from_le_bytes(buf) as _;
+            }
         }
     }
 
@@ -860,6 +912,15 @@ impl Overlay {
     /// Caller holds `ns` for writing.
     fn copy_up(&self, id: u64, with_data: bool) -> Result<()> {
         let (node, _) = self.snapshot(id)?;
+        if !node.is_dir && node.indexed {
+            // An indexed hard link already has its upper data (in the index).
+            // As in the kernel, any copy-up through a name links that name
+            // up from the index; a node with no name left just uses the index.
+            if node.unlinked {
+                return Ok(());
+            }
+            return self.copy_up_name(id, node.parent, &node.name, with_data);
+        }
         if node.upper {
             return Ok(());
         }
@@ -917,6 +978,22 @@ impl Overlay {
             n.indexed = indexed;
         });
         Ok(())
+    }
+
+    /// Keep the attributes of a node whose last name just went (see
+    /// `Node::gone`). Not for regular files: those are opened through the
+    /// daemon, and `getattr` of an open unlinked file answers from its
+    /// descriptor (fresh size and times).
+    fn remember_gone(&self, id: u64, attrs: Option<Stat>) {
+        let attrs = attrs.filter(|st| st.st_mode & libc::S_IFMT != libc::S_IFREG);
+        self.set_node(id, |n| {
+            if n.unlinked {
+                n.gone = attrs.map(|mut st| {
+                    st.st_nlink = 0;
+                    Box::new(st)
+                });
+            }
+        });
     }
 
     fn set_node(&self, id: u64, f: impl FnOnce(&mut Node)) {
@@ -1029,7 +1106,12 @@ impl Overlay {
         let mut src_ino = None;
         let mut link_src = None;
         if let NewKind::Link(src) = kind {
-            self.copy_up(src, true)?;
+            // The source name itself is copied up (as the kernel does), even
+            // when the inode's data is already in the upper under another name.
+            let (snode, _) = self.snapshot(src)?;
+            if !snode.is_dir {
+                self.copy_up_name(src, snode.parent, &snode.name.clone(), true)?;
+            }
             let (snode, spath) = self.snapshot(src)?;
             if snode.is_dir {
                 return Err(Error::errno_only("link", Errno::PERM));
@@ -1143,6 +1225,7 @@ impl Overlay {
         let (pnode, _) = self.snapshot(parent)?;
         let needs_whiteout = self.lower_positive(&pnode, name)?;
         let in_upper = if node.is_dir { node.upper } else { self.upper_has(&path) };
+        let last_attrs = if in_upper { self.stat_node(&node, &path).ok() } else { None };
         if in_upper {
             if needs_whiteout {
                 let tmp = self.tmp_name();
@@ -1189,6 +1272,7 @@ impl Overlay {
             self.adjust_nlink(node.st_ino, -1)?;
         }
         self.table().detach(id, parent, name);
+        self.remember_gone(id, last_attrs);
         self.refresh_primary(id);
         Ok(())
     }
@@ -1273,20 +1357,18 @@ impl Overlay {
                 (true, false) => return Err(Error::errno_only("rename", Errno::NOTDIR)),
                 (false, true) => return Err(Error::errno_only("rename", Errno::ISDIR)),
                 (true, true) if !self.readdir_locked(d)?.is_empty() => {
-                    // The kernel marks an upper-only directory moving into a
-                    // merged one opaque before the upper filesystem refuses to
-                    // replace a non-empty upper-only target: same on disk here.
-                    let (npnode, _) = self.snapshot(newparent)?;
-                    if snode.upper && snode.lowers.is_empty() && dnode.upper && dnode.lowers.is_empty() {
+                    // Over a non-empty upper-only directory the kernel leaves
+                    // the source copied up and redirected (or opaque) before
+                    // the upper filesystem refuses: same on disk here.
+                    if dnode.upper && dnode.lowers.is_empty() {
+                        self.copy_up(parent, true)?;
+                        self.copy_up(newparent, true)?;
+                        self.copy_up_name(src, parent, name, true)?;
+                        let (snode, _) = self.snapshot(src)?;
+                        let (npnode, _) = self.snapshot(newparent)?;
                         let spath = join(&self.table().path(parent)?, name);
-                        self.prepare_moved_dir(
-                            u,
-                            &snode,
-                            &spath,
-                            name,
-                            parent == newparent,
-                            !npnode.lowers.is_empty(),
-                        )?;
+                        let into_merged = !npnode.lowers.is_empty();
+                        self.prepare_moved_dir(u, &snode, &spath, name, parent == newparent, into_merged)?;
                     }
                     return Err(Error::errno_only("rename", Errno::NOTEMPTY));
                 }
@@ -1353,9 +1435,13 @@ impl Overlay {
             }
             _ => {}
         }
+        let mut dst_attrs = None;
         if let Some(d) = dst {
             let (dnode, _) = self.snapshot(d)?;
             self.copy_up_if_hard_link(d, &dnode, newparent, newname, &dpath)?;
+            if !dnode.is_dir && self.upper_has(&dpath) {
+                dst_attrs = self.stat_node(&dnode, &dpath).ok();
+            }
         }
         let rflags = if src_lower_here { RenameFlags::WHITEOUT } else { RenameFlags::empty() };
         rustix::fs::renameat_with(&u.layer.fd, layer::at(&spath), &u.layer.fd, layer::at(&dpath), rflags)
@@ -1367,6 +1453,9 @@ impl Overlay {
         t.detach(src, parent, name);
         t.attach(src, newparent, newname);
         drop(t);
+        if let Some(d) = dst {
+            self.remember_gone(d, dst_attrs);
+        }
         if let Some(d) = dst {
             let (dnode, _) = self.snapshot(d)?;
             if !dnode.is_dir {
@@ -1430,16 +1519,18 @@ impl Overlay {
         times: Option<Timestamps>,
         fd: Option<&OwnedFd>,
     ) -> Result<Stat> {
-        let u = self.upper()?;
+        self.upper()?;
         {
             let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
             self.copy_up(id, size != Some(0))?;
         }
         let (node, path) = self.snapshot(id)?;
-        let at = layer::at(&path);
+        // The upper object, or the index entry of a hard link copied up under another name.
+        let (layer, rpath) = self.real(&node, &path)?;
+        let at = layer::at(&rpath);
         if uid.is_some() || gid.is_some() {
             rustix::fs::chownat(
-                &u.layer.fd,
+                &layer.fd,
                 at,
                 uid.map(rustix::fs::Uid::from_raw),
                 gid.map(rustix::fs::Gid::from_raw),
@@ -1448,19 +1539,19 @@ impl Overlay {
             .ctx("chown")?;
         }
         if let Some(m) = mode {
-            rustix::fs::chmodat(&u.layer.fd, at, Mode::from_raw_mode(m & 0o7777), AtFlags::empty()).ctx("chmod")?;
+            rustix::fs::chmodat(&layer.fd, at, Mode::from_raw_mode(m & 0o7777), AtFlags::empty()).ctx("chmod")?;
         }
         if let Some(sz) = size {
             match fd {
                 Some(fd) => rustix::fs::ftruncate(fd, sz).ctx("truncate")?,
                 None => {
-                    let f = u.layer.open_beneath(&path, OFlags::WRONLY, Mode::empty()).ctx("open for truncate")?;
+                    let f = layer.open_beneath(&rpath, OFlags::WRONLY, Mode::empty()).ctx("open for truncate")?;
                     rustix::fs::ftruncate(&f, sz).ctx("truncate")?;
                 }
             }
         }
         if let Some(ts) = times {
-            rustix::fs::utimensat(&u.layer.fd, at, &ts, AtFlags::SYMLINK_NOFOLLOW).ctx("utimens")?;
+            rustix::fs::utimensat(&layer.fd, at, &ts, AtFlags::SYMLINK_NOFOLLOW).ctx("utimens")?;
         }
         self.stat_node(&node, &path)
     }
@@ -1491,13 +1582,14 @@ impl Overlay {
         if is_private_xattr(name.as_bytes()) {
             return Err(Error::errno_only("setxattr", Errno::PERM));
         }
-        let u = self.upper()?;
+        self.upper()?;
         {
             let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
             self.copy_up(id, true)?;
         }
-        let (_, path) = self.snapshot(id)?;
-        rustix::fs::lsetxattr(u.layer.abs(&path), name, value, flags).ctx("setxattr")
+        let (node, path) = self.snapshot(id)?;
+        let (layer, rpath) = self.real(&node, &path)?;
+        rustix::fs::lsetxattr(layer.abs(&rpath), name, value, flags).ctx("setxattr")
     }
 
     /// Remove an xattr (copying up only when it exists).
@@ -1505,14 +1597,15 @@ impl Overlay {
         if is_private_xattr(name.as_bytes()) {
             return Err(Error::errno_only("removexattr", Errno::NODATA));
         }
-        let u = self.upper()?;
+        self.upper()?;
         self.getxattr(id, name)?;
         {
             let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
             self.copy_up(id, true)?;
         }
-        let (_, path) = self.snapshot(id)?;
-        rustix::fs::lremovexattr(u.layer.abs(&path), name).ctx("removexattr")
+        let (node, path) = self.snapshot(id)?;
+        let (layer, rpath) = self.real(&node, &path)?;
+        rustix::fs::lremovexattr(layer.abs(&rpath), name).ctx("removexattr")
     }
 
     /// Filesystem statistics of the upper layer (or the top lower one).
