@@ -1,18 +1,28 @@
 //! Benchmark harness: the same layer stacks mounted by the kernel's overlayfs,
 //! fuse-overlayfs and strata-overlayfs in turn, the same workloads on each,
 //! medians printed side by side with each FUSE implementation's ratio to the
-//! kernel measured in the same run. Times are never asserted anywhere.
+//! kernel measured in the same run and the issue's target for strata; image
+//! operations against podman and sha256sum. Times are never asserted.
 //!
-//! `cargo run --release -p strata-benches -- [--quick] [--json FILE] [--only SUBSTR]`
-//! (root needed; layer stacks are cached under `/var/tmp/strata-bench`).
+//! ```text
+//! target/release/strata-benches [--quick] [--json FILE] [--only SUBSTR] [--no-debootstrap]
+//! ```
+//!
+//! Root is needed (it mounts). Stacks, the Debian root filesystem and the
+//! image archive are cached under `/var/tmp/strata-bench` (`STRATA_BENCH_DIR`).
 
+mod fusetrace;
+mod images;
+mod report;
+mod rootfs;
 mod stacks;
 mod workloads;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
 
 /// One overlay implementation under test.
 #[derive(Debug, Clone)]
@@ -43,19 +53,19 @@ pub struct Settings {
     pub quick: bool,
     /// Repetitions per measurement.
     pub reps: usize,
-    /// Where stacks live.
+    /// Where stacks and caches live.
     pub root: PathBuf,
+    /// Never try debootstrap (use the generated tree unless a Debian one is cached).
+    pub no_debootstrap: bool,
 }
 
-/// One row of results: workload name and median seconds per implementation.
-#[derive(Debug, Clone)]
-pub struct Row {
-    /// Workload.
-    pub name: String,
-    /// Unit of the value ("s", "MiB/s", "MiB").
-    pub unit: &'static str,
-    /// Median value per implementation, in `Impl` order; `None` = not run / failed.
-    pub values: Vec<Option<f64>>,
+/// Median of a set of durations, in seconds.
+pub fn median(mut v: Vec<Duration>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort();
+    Some(v[v.len() / 2].as_secs_f64())
 }
 
 fn find_strata() -> PathBuf {
@@ -66,11 +76,33 @@ fn find_strata() -> PathBuf {
     exe.parent().expect("target dir").join("strata-overlayfs")
 }
 
+fn which(name: &str) -> Option<PathBuf> {
+    let out = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().ok()?;
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!s.is_empty()).then(|| PathBuf::from(s))
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn usage() -> ! {
+    eprintln!("usage: strata-benches [--quick] [--json FILE] [--only SUBSTR] [--no-debootstrap]");
+    std::process::exit(2);
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).map(PathBuf::from);
-    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let mut args = std::env::args().skip(1);
+    let (mut quick, mut json_out, mut only, mut no_debootstrap) = (false, None, None, false);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--json" => json_out = Some(PathBuf::from(args.next().unwrap_or_else(|| usage()))),
+            "--only" => only = Some(args.next().unwrap_or_else(|| usage())),
+            "--no-debootstrap" => no_debootstrap = true,
+            _ => usage(),
+        }
+    }
     if !rustix::process::geteuid().is_root() {
         eprintln!("strata-benches: must run as root (it mounts)");
         std::process::exit(1);
@@ -80,89 +112,55 @@ fn main() {
         eprintln!("strata-benches: {} missing; build it with cargo build --release -p strata-fs", strata.display());
         std::process::exit(1);
     }
+    let mut notes = Vec::new();
     let mut impls = vec![Impl::Kernel];
     match which("fuse-overlayfs") {
         Some(p) => impls.push(Impl::FuseOverlayfs(p)),
-        None => eprintln!("note: fuse-overlayfs not installed; its column is skipped"),
+        None => notes.push("fuse-overlayfs not installed (apt-get install fuse-overlayfs): its column is empty".into()),
     }
     impls.push(Impl::Strata(strata));
-    let settings = Settings { quick, reps: if quick { 3 } else { 5 }, root: PathBuf::from("/var/tmp/strata-bench") };
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("# strata benchmarks ({}), load average at start: {}", if quick { "quick" } else { "full" }, load.trim());
-    let rows = workloads::run_all(&settings, &impls, only.as_deref());
-    print_table(&impls, &rows);
-    if let Some(path) = json {
-        let mut f = std::fs::File::create(&path).expect("create json output");
-        let _ = writeln!(f, "{}", to_json(&impls, &rows));
+    let root = std::env::var_os("STRATA_BENCH_DIR").map_or_else(|| PathBuf::from("/var/tmp/strata-bench"), PathBuf::from);
+    let settings = Settings { quick, reps: if quick { 3 } else { 5 }, root, no_debootstrap };
+    std::fs::create_dir_all(&settings.root).expect("create the bench directory");
+    let load_start = loadavg();
+    let started = Instant::now();
+    println!(
+        "# strata benchmarks ({}, {} repetitions), load average at start: {load_start}",
+        if quick { "quick" } else { "full" },
+        settings.reps
+    );
+    let tree = rootfs::get(&settings, &mut notes);
+    let tarball = rootfs::tarball(&settings, &tree);
+    let tracer = fusetrace::Tracer::new();
+    let mut bench = workloads::Bench::new(&settings, &impls, only.as_deref(), tracer);
+    bench.run_all(&tree, &tarball);
+    let want = |k: &str| only.as_deref().is_none_or(|o| k.contains(o));
+    let pairs = images::run(&settings, &tree, &want);
+    let load_end = loadavg();
+    let elapsed = started.elapsed().as_secs_f64();
+    println!();
+    report::print_table(&impls, &bench.rows);
+    report::print_requests(&impls, &bench.rows);
+    report::print_pairs(&pairs);
+    println!();
+    println!("root filesystem: {}", tree.origin);
+    for n in &notes {
+        println!("note: {n}");
+    }
+    println!("load average: {load_start} at start, {load_end} at end; {elapsed:.0} s in all");
+    if let Some(path) = json_out {
+        let meta = json!({
+            "mode": if quick { "quick" } else { "full" },
+            "repetitions": settings.reps,
+            "loadavg_start": load_start,
+            "loadavg_end": load_end,
+            "seconds": elapsed,
+            "rootfs": tree.origin,
+            "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        });
+        let doc = report::to_json(meta, &impls, &bench.rows, &pairs, &notes);
+        let text = serde_json::to_string_pretty(&doc).expect("serialise results");
+        std::fs::write(&path, text + "\n").expect("write the JSON output");
         println!("JSON written to {}", path.display());
     }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let out = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().ok()?;
-    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (!s.is_empty()).then(|| PathBuf::from(s))
-}
-
-fn fmt_val(v: Option<f64>, unit: &str) -> String {
-    match v {
-        None => "-".into(),
-        Some(x) if unit == "s" => {
-            if x < 1e-3 {
-                format!("{:.1}µs", x * 1e6)
-            } else if x < 1.0 {
-                format!("{:.2}ms", x * 1e3)
-            } else {
-                format!("{x:.2}s")
-            }
-        }
-        Some(x) => format!("{x:.1}{unit}"),
-    }
-}
-
-fn print_table(impls: &[Impl], rows: &[Row]) {
-    let mut header = format!("{:<44}", "workload");
-    for i in impls {
-        header.push_str(&format!("{:>16}", i.name()));
-    }
-    for i in impls.iter().skip(1) {
-        header.push_str(&format!("{:>18}", format!("{}/kernel", i.name())));
-    }
-    println!("{header}");
-    for r in rows {
-        let mut line = format!("{:<44}", r.name);
-        for v in &r.values {
-            line.push_str(&format!("{:>16}", fmt_val(*v, r.unit)));
-        }
-        for v in r.values.iter().skip(1) {
-            let ratio = match (r.values[0], v) {
-                (Some(k), Some(x)) if k > 0.0 => format!("{:.2}x", x / k),
-                _ => "-".into(),
-            };
-            line.push_str(&format!("{ratio:>18}"));
-        }
-        println!("{line}");
-    }
-}
-
-fn to_json(impls: &[Impl], rows: &[Row]) -> String {
-    let names: Vec<String> = impls.iter().map(|i| format!("\"{}\"", i.name())).collect();
-    let rows: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            let vals: Vec<String> =
-                r.values.iter().map(|v| v.map_or("null".to_string(), |x| format!("{x:e}"))).collect();
-            format!("{{\"workload\":\"{}\",\"unit\":\"{}\",\"values\":[{}]}}", r.name, r.unit, vals.join(","))
-        })
-        .collect();
-    format!("{{\"implementations\":[{}],\"rows\":[{}]}}", names.join(","), rows.join(","))
-}
-
-/// Median of a set of durations, in seconds.
-pub fn median(mut v: Vec<Duration>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort();
-    Some(v[v.len() / 2].as_secs_f64())
 }

@@ -7,9 +7,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::rootfs::RootTree;
 use crate::{Impl, Settings};
 
 /// A built stack.
@@ -35,13 +36,17 @@ fn build(settings: &Settings, name: &str, layers: usize, fill: impl Fn(usize, &P
     Stack { dir, layers }
 }
 
-/// `depth` layers; the bottom one holds `d/f0..f99`; every layer has `d/` and a file of its own.
+/// How many files the bottom layer of a deep stack holds (`d/f0..`).
+pub const DEEP_FILES: usize = 1000;
+
+/// `depth` layers; the bottom one holds `d/f0..d/f999`; every layer has `d/`
+/// and a file of its own, so `d` is a directory merged over all layers.
 pub fn deep(settings: &Settings, depth: usize) -> Stack {
-    build(settings, &format!("deep{depth}"), depth, |i, l| {
+    build(settings, &format!("deep{depth}-v2"), depth, |i, l| {
         fs::create_dir_all(l.join("d")).unwrap();
         fs::write(l.join(format!("d/own{i}")), b"x").unwrap();
         if i == depth - 1 {
-            for j in 0..100 {
+            for j in 0..DEEP_FILES {
                 fs::write(l.join(format!("d/f{j}")), b"bottom").unwrap();
             }
         }
@@ -58,7 +63,7 @@ pub fn wide(settings: &Settings) -> Stack {
     })
 }
 
-/// One layer with a large file `big` (`mib` MiB of non-zero data).
+/// One layer with a large file `big` (`mib` MiB of non-zero data) and a small file `small`.
 pub fn bigfile(settings: &Settings, mib: usize) -> Stack {
     build(settings, &format!("bigfile{mib}"), 1, |_, l| {
         use std::io::Write;
@@ -71,19 +76,25 @@ pub fn bigfile(settings: &Settings, mib: usize) -> Stack {
     })
 }
 
-/// A root-filesystem-shaped tree over 3 layers: `dirs` directories of 20
-/// files each (a Debian minbase root has roughly 1,000 directories and
-/// 10,000 files), plus `many/` (1,000 files) and `tree/` for deletion.
-pub fn rootfs(settings: &Settings, dirs: usize) -> Stack {
-    build(settings, &format!("rootfs{dirs}"), 3, |i, l| {
-        for d in (0..dirs).filter(|d| d % 3 == i) {
-            let p = l.join(format!("usr/share/pkg{}/sub{}", d / 10, d));
-            fs::create_dir_all(&p).unwrap();
-            for f in 0..20 {
-                fs::write(p.join(format!("file{f}")), vec![b'x'; 100 + f * 37]).unwrap();
+/// A root filesystem over 3 layers, as an image would have it:
+/// - `2` (bottom): the Debian-sized tree, copied with `cp -a`;
+/// - `1`: an "apt-get install" layer: all of `/etc` again (every file of it
+///   shadows the one below, every directory is merged) and `usr/local/lib/app`
+///   with 200 files;
+/// - `0` (top): trees for the deletion rows: `many/` (1,000 files),
+///   `tree/` (1,000 files in 55 directories), `renameme/` (100 files).
+pub fn rootfs(settings: &Settings, tree: &RootTree) -> Stack {
+    build(settings, &format!("rootfs-{}", tree.tag()), 3, |i, l| match i {
+        2 => cp_a(&tree.dir, l),
+        1 => {
+            cp_a(&tree.dir.join("etc"), &l.join("etc"));
+            let app = l.join("usr/local/lib/app");
+            fs::create_dir_all(&app).unwrap();
+            for f in 0..200 {
+                fs::write(app.join(format!("mod{f}.py")), vec![b'#'; 200 + f * 13]).unwrap();
             }
         }
-        if i == 2 {
+        _ => {
             fs::create_dir_all(l.join("many")).unwrap();
             for f in 0..1000 {
                 fs::write(l.join(format!("many/m{f}")), b"m").unwrap();
@@ -101,6 +112,13 @@ pub fn rootfs(settings: &Settings, dirs: usize) -> Stack {
             }
         }
     })
+}
+
+/// `cp -a SRC/. DST` (devices, hard links, xattrs and all).
+fn cp_a(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    let st = Command::new("cp").arg("-a").arg(src.join(".")).arg(dst).status().expect("run cp");
+    assert!(st.success(), "cp -a {} {} failed", src.display(), dst.display());
 }
 
 /// A live mount; unmounted on drop.
@@ -136,10 +154,11 @@ impl Drop for Mounted {
     }
 }
 
-/// Mount `stack` with `imp`, with a fresh empty upper layer.
-pub fn mount(settings: &Settings, imp: &Impl, stack: &Stack) -> Mounted {
+/// Mount `stack` with `imp`, with a fresh empty upper layer; `cold` drops the
+/// page, dentry and inode caches just before mounting.
+pub fn mount(settings: &Settings, imp: &Impl, stack: &Stack, cold: bool) -> Mounted {
     let run = settings.root.join("run");
-    let _ = Command::new("umount").arg(run.join("mnt")).stderr(std::process::Stdio::null()).status();
+    let _ = Command::new("umount").arg(run.join("mnt")).stderr(Stdio::null()).status();
     let _ = fs::remove_dir_all(&run);
     for d in ["upper", "work", "mnt"] {
         fs::create_dir_all(run.join(d)).unwrap();
@@ -148,6 +167,11 @@ pub fn mount(settings: &Settings, imp: &Impl, stack: &Stack) -> Mounted {
     let opts =
         format!("lowerdir={lowers},upperdir={},workdir={}", run.join("upper").display(), run.join("work").display());
     let mnt = run.join("mnt");
+    if cold {
+        drop_caches();
+    }
+    // Daemon messages (fuse-overlayfs warns about options it ignores) go to a log.
+    let log = fs::File::create(run.join("daemon.log")).expect("daemon log");
     let start = Instant::now();
     let status = match imp {
         Impl::Kernel => Command::new("mount")
@@ -155,13 +179,17 @@ pub fn mount(settings: &Settings, imp: &Impl, stack: &Stack) -> Mounted {
             .args(["-t", "overlay", "overlay", "-o"])
             .arg(format!("{opts},redirect_dir=on,index=on"))
             .arg(&mnt)
+            .stderr(log)
             .status(),
         Impl::FuseOverlayfs(bin) | Impl::Strata(bin) => {
-            Command::new(bin).current_dir(&stack.dir).arg("-o").arg(&opts).arg(&mnt).status()
+            Command::new(bin).current_dir(&stack.dir).arg("-o").arg(&opts).arg(&mnt).stderr(log).status()
         }
     };
     let mount_time = start.elapsed();
-    assert!(status.is_ok_and(|s| s.success()), "{} failed to mount {}", imp.name(), stack.dir.display());
+    if !status.is_ok_and(|s| s.success()) {
+        let msg = fs::read_to_string(run.join("daemon.log")).unwrap_or_default();
+        panic!("{} failed to mount {}: {msg}", imp.name(), stack.dir.display());
+    }
     let pid = match imp {
         Impl::Kernel => None,
         _ => daemon_pid(&mnt),

@@ -1,0 +1,76 @@
+//! `strata commit`
+
+use std::io::{Seek, SeekFrom, Write};
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use strata_store::build::{create_image, NewImage};
+use strata_store::Reference;
+
+use crate::cli::CommitArgs;
+use crate::commands::containers::find;
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+/// Commit a container's changes as a new image; prints its ID.
+pub fn run(s: &Settings, a: CommitArgs) -> Result<()> {
+    let target = a.reference.as_deref().map(Reference::parse_tagged).transpose()?;
+    let store = s.store()?;
+    let _lock = store.lock(true)?;
+    let c = find(&store, &a.container)?;
+    let image = store.image(&c.image)?;
+
+    // The container's runtime config: the image's, its command, its labels.
+    let mut runtime = image.config.config.as_ref().and_then(|v| v.as_object()).cloned().unwrap_or_default();
+    if !c.command.is_empty() {
+        runtime.insert("Cmd".into(), json!(c.command));
+    }
+    if !c.labels.is_empty() {
+        let labels = runtime.entry("Labels").or_insert(json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        for (k, v) in &c.labels {
+            labels.as_object_mut().unwrap().insert(k.clone(), json!(v));
+        }
+    }
+    let created_by = runtime
+        .get("Cmd")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let spec = NewImage {
+        author: a.author.clone(),
+        comment: a.message.clone(),
+        changes: a.change.clone(),
+        created_by,
+        container: Some(c.id.clone()),
+        runtime_config: Some(runtime),
+    };
+    // Validate the changes before any layer work.
+    strata_store::changes::apply_changes(&mut serde_json::Map::new(), &a.change)
+        .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
+
+    let changed = !store.driver().changes(&c.layer)?.is_empty();
+    let id = if changed {
+        let scratch = store.scratch()?;
+        let path = scratch.path().join("layer.tar");
+        let mut f = std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(&path)?;
+        {
+            let mut w = std::io::BufWriter::new(&mut f);
+            store.driver().diff(&c.layer, &mut w)?;
+            w.flush()?;
+        }
+        f.seek(SeekFrom::Start(0))?;
+        let mut r = std::io::BufReader::new(f);
+        create_image(&store, Some(&image.id), Some(&mut r), &spec)?
+    } else {
+        create_image(&store, Some(&image.id), None, &spec)?
+    };
+    if let Some(r) = target {
+        let mut repos = store.repositories()?;
+        repos.set(&r, &id);
+        repos.save()?;
+    }
+    Printer::stdout().line(&id.to_string())
+}

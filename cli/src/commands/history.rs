@@ -1,0 +1,99 @@
+//! `strata history`
+
+use anyhow::Result;
+use serde_json::json;
+use strata_store::config::parse_time;
+
+use crate::cli::HistoryArgs;
+use crate::printer::{self, Printer, Table};
+use crate::settings::Settings;
+
+const DEFAULT: &str = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+const DEFAULT_NOT_HUMAN: &str = "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "IMAGE"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedBy", "CREATED BY"),
+    ("Size", "SIZE"),
+    ("Comment", "COMMENT"),
+];
+
+/// Docker's `Ellipsis`: at most `n` characters, the last one `…`.
+pub fn ellipsis(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(n - 1).collect();
+    out.push('…');
+    out
+}
+
+/// Show an image's history, newest first.
+pub fn run(s: &Settings, a: HistoryArgs) -> Result<()> {
+    let store = s.store()?;
+    let _lock = store.lock(false)?;
+    let id = store.resolve(&a.image)?;
+    let img = store.image(&id)?;
+    let layers = store.layers();
+    let chain = img.chain_ids();
+    let mut sizes = Vec::new();
+    for c in &chain {
+        sizes.push(layers.require(c)?.size);
+    }
+    // Pair history entries with layers; without history, one row per layer.
+    let mut entries: Vec<(Option<String>, String, String, u64)> = Vec::new(); // created, by, comment, size
+    let mut li = 0;
+    if img.config.history.is_empty() {
+        for s in &sizes {
+            entries.push((img.config.created.clone(), String::new(), String::new(), *s));
+        }
+    } else {
+        for h in &img.config.history {
+            let size = if h.empty_layer {
+                0
+            } else {
+                let s = sizes.get(li).copied().unwrap_or(0);
+                li += 1;
+                s
+            };
+            entries.push((
+                h.created.clone(),
+                h.created_by.clone().unwrap_or_default(),
+                h.comment.clone().unwrap_or_default(),
+                size,
+            ));
+        }
+    }
+    let n = entries.len();
+    let mut rows = Vec::new();
+    for (i, (created, by, comment, size)) in entries.into_iter().enumerate().rev() {
+        let id_text = if i + 1 == n {
+            if a.no_trunc {
+                id.to_string()
+            } else {
+                id.short().to_string()
+            }
+        } else {
+            "<missing>".to_string()
+        };
+        let t = created.as_deref().and_then(parse_time);
+        rows.push(json!({
+            "ID": id_text,
+            "CreatedSince": t.map(printer::since).unwrap_or_else(|| "N/A".into()),
+            "CreatedAt": t.map(strata_store::config::format_time).unwrap_or_else(|| "N/A".into()),
+            "CreatedBy": if a.no_trunc { by } else { ellipsis(&by, 45) },
+            "Size": if a.human { printer::size(size) } else { size.to_string() },
+            "Comment": comment,
+        }));
+    }
+    let mut p = Printer::stdout();
+    if a.quiet {
+        for r in &rows {
+            p.line(r["ID"].as_str().unwrap_or_default())?;
+        }
+        return Ok(());
+    }
+    let default = if a.human { DEFAULT } else { DEFAULT_NOT_HUMAN };
+    p.render(&Table { format: a.format.as_deref(), default, headers: HEADERS, context: "historyContext" }, &rows)
+}

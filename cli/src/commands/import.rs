@@ -1,0 +1,37 @@
+//! `strata import`
+
+use std::fs::File;
+use std::io::Read;
+
+use anyhow::{bail, Context, Result};
+use strata_store::archive::decompress;
+use strata_store::build::{create_image, NewImage};
+use strata_store::Reference;
+
+use crate::cli::ImportArgs;
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+/// Import a filesystem tar (file, or `-` for stdin; gzip/zstd allowed).
+pub fn run(s: &Settings, a: ImportArgs) -> Result<()> {
+    let target = a.reference.as_deref().map(Reference::parse_tagged).transpose()?;
+    if a.source.starts_with("http://") || a.source.starts_with("https://") {
+        bail!("importing from a URL is not supported yet: download it and import the file");
+    }
+    let input: Box<dyn Read> = if a.source == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(&a.source).with_context(|| format!("open {}", a.source))?)
+    };
+    let store = s.store()?;
+    let _lock = store.lock(true)?;
+    let mut tar = decompress(input).context("read the import source")?;
+    let spec = NewImage { comment: a.message.clone(), changes: a.change.clone(), ..Default::default() };
+    let id = create_image(&store, None, Some(&mut tar), &spec)?;
+    if let Some(r) = target {
+        let mut repos = store.repositories()?;
+        repos.set(&r, &id);
+        repos.save()?;
+    }
+    Printer::stdout().line(&id.to_string())
+}

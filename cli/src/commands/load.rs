@@ -1,0 +1,36 @@
+//! `strata load`
+
+use std::fs::File;
+
+use anyhow::{Context, Result};
+use strata_store::load::{load_dir, load_stream, LoadEvent};
+
+use crate::cli::LoadArgs;
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+/// Load images from `-i FILE|DIR` or stdin and print Docker's lines.
+pub fn run(s: &Settings, a: LoadArgs) -> Result<()> {
+    let store = s.store()?;
+    let _lock = store.lock(true)?;
+    let mut p = Printer::stdout();
+    let mut progress = |msg: &str| tracing::debug!("{msg}");
+    let events = match &a.input {
+        Some(path) if path.is_dir() => load_dir(&store, path, &mut progress)?,
+        Some(path) => {
+            let f = File::open(path).with_context(|| format!("open {}", path.display()))?;
+            load_stream(&store, f, &mut progress)?
+        }
+        None => load_stream(&store, std::io::stdin().lock(), &mut progress)?,
+    };
+    for e in events {
+        match e {
+            LoadEvent::Renamed { reference, old } => p.line(&format!(
+                "The image {reference} already exists, renaming the old one with ID {old} to empty string"
+            ))?,
+            LoadEvent::Loaded(r) => p.line(&format!("Loaded image: {r}"))?,
+            LoadEvent::LoadedId(id) => p.line(&format!("Loaded image ID: {id}"))?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! One module per verb; `run` dispatches.
+
+mod commit;
+mod containers;
+mod history;
+mod image_diff;
+mod images;
+mod import;
+mod inspect;
+mod load;
+mod prune;
+mod registry;
+mod rmi;
+mod save;
+mod system_df;
+mod tag;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
+use crate::settings::Settings;
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let s = Settings::resolve(&cli);
+    match cli.command {
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&s, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&s, a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&s, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(&s, a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run(&s, a),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(&s, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&s, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(&s, a),
+        Command::Image(ImageCommand::Prune(a)) => prune::run(&s, a),
+        Command::Image(ImageCommand::Diff(a)) => image_diff::run(&s, a),
+        Command::System(SystemCommand::Df(a)) => system_df::run(&s, a),
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => containers::create(&s, a),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&s, a),
+        Command::Mount(a) | Command::Container(ContainerCommand::Mount(a)) => containers::mount(&s, a),
+        Command::Umount(a) | Command::Container(ContainerCommand::Umount(a)) => containers::umount(&s, a),
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => containers::diff(&s, a),
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => commit::run(&s, a),
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => containers::export(&s, a),
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&s, a),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => registry::pull(&s, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => registry::push(&s, a),
+        Command::Login(a) => registry::login(a),
+        Command::Logout(a) => registry::logout(a),
+        Command::Search(a) => registry::search(a),
+    }
+}

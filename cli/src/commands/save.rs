@@ -1,0 +1,68 @@
+//! `strata save`
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{anyhow, bail, Context, Result};
+use strata_store::save::{save, SaveItem};
+use strata_store::{Error, Reference};
+
+use crate::cli::SaveArgs;
+use crate::settings::Settings;
+
+/// Save images into one docker-archive (stdout unless `-o`; never a terminal).
+pub fn run(s: &Settings, a: SaveArgs) -> Result<()> {
+    if a.output.is_none() && std::io::stdout().is_terminal() {
+        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    }
+    let store = s.store()?;
+    let _lock = store.lock(false)?;
+    let repos = store.repositories()?;
+    let mut items: Vec<SaveItem> = Vec::new();
+    for name in &a.images {
+        let id = store.resolve(name).map_err(|e| match e {
+            Error::NoSuchImage(_) => anyhow!("Error response from daemon: reference does not exist"),
+            e => e.into(),
+        })?;
+        let tags: Vec<Reference> = match Reference::parse(name) {
+            Ok(r) if r.digest.is_some() => Vec::new(),
+            Ok(r) if r.tag.is_some() && repos.get(&r) == Some(&id) => vec![r],
+            // A repository without tag: every tag of it on this image.
+            Ok(r) if repos.get(&Reference::parse_tagged(name)?) == Some(&id) || !name.contains(':') => {
+                repos.of(&id).into_iter().filter(|t| t.repo == r.repo && t.tag.is_some()).collect()
+            }
+            _ => Vec::new(),
+        };
+        match items.iter_mut().find(|i| i.id == id) {
+            Some(i) => {
+                for t in tags {
+                    if !i.tags.contains(&t) {
+                        i.tags.push(t);
+                    }
+                }
+            }
+            None => items.push(SaveItem { id, tags }),
+        }
+    }
+    match &a.output {
+        Some(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".strata-save-")
+                .tempfile_in(dir)
+                .with_context(|| format!("create a file next to {}", path.display()))?;
+            {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+                save(&store, &items, &mut w)?;
+                w.flush()?;
+            }
+            tmp.as_file().sync_all()?;
+            tmp.persist(path).map_err(|e| e.error).with_context(|| format!("write {}", path.display()))?;
+        }
+        None => {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            save(&store, &items, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}

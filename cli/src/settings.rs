@@ -1,0 +1,44 @@
+//! Settings resolved from flags and environment: where the store is and
+//! which driver it uses.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use strata_store::Store;
+
+use crate::cli::Cli;
+
+/// Resolved global settings.
+pub struct Settings {
+    /// Store root.
+    pub root: PathBuf,
+    /// Storage driver name.
+    pub driver: String,
+}
+
+impl Settings {
+    /// Resolve from the parsed command line.
+    pub fn resolve(cli: &Cli) -> Settings {
+        let root = cli.root.clone().unwrap_or_else(default_root);
+        let driver = cli.storage_driver.clone().unwrap_or_else(|| strata_driver::DEFAULT_DRIVER.to_string());
+        Settings { root, driver }
+    }
+
+    /// Open the store.
+    pub fn store(&self) -> Result<Store> {
+        Store::open(&self.root, &self.driver).with_context(|| format!("opening the store at {}", self.root.display()))
+    }
+}
+
+fn default_root() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/strata");
+    }
+    match std::env::var_os("XDG_DATA_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("strata"),
+        _ => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+            .join(".local/share/strata"),
+    }
+}

@@ -1,0 +1,434 @@
+//! `strata` end to end: the real binary, a real store, the real test images,
+//! real FUSE mounts. Output is compared with Docker's transcripts in
+//! `../shared/reference/docker/cli-28.2.2/`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn images_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/images")
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    driver: &'static str,
+}
+
+impl Env {
+    fn new(driver: &'static str) -> Env {
+        let dir = tempfile::Builder::new().prefix("strata-cli-test-").tempdir_in("/var/tmp").unwrap();
+        Env { dir, driver }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.arg("--root").arg(self.root()).arg("--storage-driver").arg(self.driver).args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Run, require success, return stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "strata {args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Run, require failure with exit 1, return stderr.
+    fn fails(&self, args: &[&str]) -> (String, String) {
+        let o = self.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "strata {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (String::from_utf8(o.stdout).unwrap(), String::from_utf8(o.stderr).unwrap())
+    }
+
+    fn load(&self, rel: &str) -> String {
+        let p = images_dir().join(rel);
+        self.ok(&["load", "-i", p.to_str().unwrap()])
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Unmount whatever a failed test left mounted under the store.
+        if let Ok(m) = fs::read_to_string("/proc/self/mountinfo") {
+            let root = self.dir.path().to_string_lossy().to_string();
+            for line in m.lines() {
+                if let Some(p) = line.split(' ').nth(4) {
+                    if p.starts_with(&root) {
+                        let _ = Command::new("umount").arg("-l").arg(p).status();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn drivers() -> Vec<&'static str> {
+    if is_root() {
+        vec!["vfs", "overlay", "fuse-overlay"]
+    } else {
+        vec!["vfs"]
+    }
+}
+
+/// The block of output following `$ CMD` in a transcript, without `[exit N]`.
+fn transcript(file: &str, cmd: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/docker/cli-28.2.2").join(file);
+    let text = fs::read_to_string(&p).unwrap();
+    let start = text.find(&format!("$ {cmd}\n")).unwrap_or_else(|| panic!("{cmd} not in {file}"));
+    let rest = &text[start + cmd.len() + 3..];
+    let end = rest.find("[exit ").unwrap();
+    rest[..end].to_string()
+}
+
+#[test]
+fn load_messages_and_images_table() {
+    let e = Env::new("vfs");
+    assert_eq!(e.load("min/ia-busybox.min.tar"), "Loaded image: ia/busybox:1.35\nLoaded image: ia/busybox:latest\n");
+    assert_eq!(e.load("min/ia-layered.min.tar"), "Loaded image: ia/layered:1\n");
+    assert_eq!(e.load("min/ia-layered.min.tar"), "Loaded image: ia/layered:1\n");
+    assert_eq!(e.ok(&["images", "ia/busybox"]), transcript("images.txt", "docker images ia/busybox"));
+    assert_eq!(e.ok(&["images", "ia/busybox:1.35"]), transcript("images.txt", "docker images ia/busybox:1.35"));
+    assert_eq!(
+        e.ok(&["images", "-f", "label=org.example.ia.image=busybox"]),
+        transcript("images.txt", "docker images -f label=org.example.ia.image=busybox")
+    );
+    assert_eq!(
+        e.ok(&["images", "-f", "before=ia/layered:1"]),
+        transcript("images.txt", "docker images -f before=ia/layered:1")
+    );
+    assert_eq!(e.ok(&["images", "-f", "reference=*:1"]), transcript("images.txt", "docker images -f 'reference=*:1'"));
+    let (_, err) = e.fails(&["images", "-f", "bogus=1"]);
+    assert_eq!(err, "Error response from daemon: Invalid filter 'bogus'\n");
+    let q = e.ok(&["images", "-q"]);
+    assert_eq!(q, "23501bdefb31\nd45aab138e67\nd45aab138e67\n");
+    let (_, err) = e.fails(&["load", "-i", "/nonexistent.tar"]);
+    assert_eq!(err, "open /nonexistent.tar: no such file or directory\n");
+}
+
+#[test]
+fn history_and_inspect_match_docker() {
+    let e = Env::new("vfs");
+    e.load("min/ia-layered.min.tar");
+    for cmd in ["history", "history --no-trunc", "history -q", "history -H=false"] {
+        let mut args: Vec<&str> = cmd.split(' ').collect();
+        args.push("ia/layered:1");
+        assert_eq!(e.ok(&args), transcript("history.txt", &format!("docker {cmd} ia/layered:1")), "{cmd}");
+    }
+    assert_eq!(
+        e.ok(&["history", "--format", "{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}", "ia/layered:1"]),
+        transcript(
+            "history.txt",
+            "docker history --format '{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}' ia/layered:1"
+        )
+    );
+    for f in [
+        "{{.Id}}",
+        "{{.RootFS.Layers}}",
+        "{{json .Config}}",
+        "{{.Os}}/{{.Architecture}} {{.Size}} {{.VirtualSize}} {{.Created}}",
+        "{{range $k,$v := .Config.Labels}}{{$k}}={{$v}};{{end}}",
+    ] {
+        assert_eq!(
+            e.ok(&["image", "inspect", "-f", f, "ia/layered:1"]),
+            transcript("inspect.txt", &format!("docker image inspect -f '{f}' ia/layered:1")),
+            "{f}"
+        );
+    }
+    let o = e.run(&["image", "inspect", "nosuch:1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "[]\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "Error response from daemon: no such image: nosuch:1: No such image: nosuch:1\n"
+    );
+}
+
+#[test]
+fn tag_and_rmi_semantics() {
+    let e = Env::new("vfs");
+    e.load("min/ia-busybox.min.tar");
+    e.load("min/ia-layered.min.tar");
+    e.ok(&["tag", "ia/busybox:1.35", "ia/busybox:copy"]);
+    e.ok(&["tag", "ia/busybox", "ia/bb"]);
+    e.ok(&["tag", "d45aab138e67", "ia/busybox:byid"]);
+    let (_, err) = e.fails(&["tag", "ia/busybox:1.35", "Bad/Name:x"]);
+    assert_eq!(err, transcript("tag.txt", "docker tag ia/busybox:1.35 Bad/Name:x"));
+    let (_, err) = e.fails(&["tag", "nosuch:1", "ia/x:1"]);
+    assert_eq!(err, "Error response from daemon: No such image: nosuch:1\n");
+    assert_eq!(e.ok(&["rmi", "ia/busybox:copy"]), "Untagged: ia/busybox:copy\n");
+    assert_eq!(e.ok(&["rmi", "ia/busybox:byid", "ia/bb"]), "Untagged: ia/busybox:byid\nUntagged: ia/bb:latest\n");
+    // Two repositories name it: by ID needs -f.
+    e.ok(&["tag", "ia/busybox:1.35", "ia/other:1"]);
+    let (_, err) = e.fails(&["rmi", "d45aab138e67"]);
+    assert_eq!(err, "Error response from daemon: conflict: unable to delete d45aab138e67 (must be forced) - image is referenced in multiple repositories\n");
+    let (out, err) = e.fails(&["rmi", "ia/other:1", "nosuch:2"]);
+    assert_eq!(out, "Untagged: ia/other:1\n");
+    assert_eq!(err, "Error response from daemon: No such image: nosuch:2\n");
+    // The last names go: the image and its unshared layers are deleted.
+    let out = e.ok(&["rmi", "ia/layered:1"]);
+    assert_eq!(
+        out,
+        "Untagged: ia/layered:1\nDeleted: sha256:23501bdefb31f5dc8f9f3ddce35153883398b9f89ee0e56e8c9112b882762a95\n"
+    );
+    let layers = fs::read_dir(e.root().join("layers/sha256")).unwrap().count();
+    assert_eq!(layers, 1, "busybox's layer stays, layered's own go");
+    let out = e.ok(&["rmi", "d45a"]);
+    assert_eq!(
+        out,
+        "Untagged: ia/busybox:1.35\nUntagged: ia/busybox:latest\nDeleted: sha256:d45aab138e67454af930438455e5f5a0f4b2684b2b12476e502345be1c4b039f\n"
+    );
+    assert_eq!(fs::read_dir(e.root().join("layers/sha256")).unwrap().count(), 0);
+    assert_eq!(e.ok(&["images", "-q"]), "");
+}
+
+#[test]
+fn save_then_load_in_a_fresh_store_keeps_ids() {
+    for driver in drivers() {
+        let e = Env::new(driver);
+        e.load("docker-save/ia-all.tar");
+        let out = e.dir.path().join("out.tar");
+        e.ok(&["save", "-o", out.to_str().unwrap(), "ia/busybox", "ia/layered:1"]);
+        let f = Env::new(driver);
+        let msg = f.ok(&["load", "-i", out.to_str().unwrap()]);
+        assert_eq!(
+            msg, "Loaded image: ia/busybox:1.35\nLoaded image: ia/busybox:latest\nLoaded image: ia/layered:1\n",
+            "{driver}"
+        );
+        assert_eq!(f.ok(&["images", "--no-trunc", "-q"]), e.ok(&["images", "--no-trunc", "-q"]), "{driver}");
+        let (_, err) = e.fails(&["save", "nosuch:1"]);
+        assert_eq!(err, "Error response from daemon: reference does not exist\n");
+        assert!(!e.dir.path().join("nothing.tar").exists());
+    }
+}
+
+#[test]
+fn import_with_changes() {
+    let e = Env::new("vfs");
+    let layer = e.dir.path().join("layer.tar");
+    // The busybox base layer, taken out of the test archive.
+    let mut ar = tar::Archive::new(fs::File::open(images_dir().join("min/ia-busybox.min.tar")).unwrap());
+    for m in ar.entries().unwrap() {
+        let mut m = m.unwrap();
+        if m.path().unwrap().ends_with("layer.tar") {
+            m.unpack(&layer).unwrap();
+        }
+    }
+    let id = e.ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        "-c",
+        "ENV IMPORTED=1",
+        "-m",
+        "imported from busybox rootfs",
+        layer.to_str().unwrap(),
+        "ia/imported:1",
+    ]);
+    assert!(id.starts_with("sha256:") && id.len() == 72, "{id}");
+    assert_eq!(
+        e.ok(&["image", "inspect", "-f", "{{json .Config.Cmd}} {{json .Config.Env}} {{.Comment}} {{json .RootFS}}", "ia/imported:1"]),
+        transcript("import.txt", "docker image inspect -f '{{json .Config.Cmd}} {{json .Config.Env}} {{.Comment}} {{json .RootFS}}' ia/imported:1")
+    );
+    let (_, err) = e.fails(&["import", "-c", "BOGUS x", layer.to_str().unwrap(), "ia/imported:bad"]);
+    assert_eq!(err, "Error response from daemon: bogus is not a valid change command\n");
+}
+
+/// kill -9 a load at many points; afterwards `images` works and a fresh
+/// load completes with the right IDs.
+#[test]
+fn killed_loads_leave_a_usable_store() {
+    let e = Env::new("vfs");
+    let archive = images_dir().join("docker-save/ia-all.tar");
+    for delay_ms in [1u64, 5, 10, 20, 40, 80, 120, 200] {
+        let mut child = e
+            .cmd(&["load", "-i", archive.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        e.ok(&["images"]);
+        let out = e.ok(&["images", "-q", "--no-trunc"]);
+        for line in out.lines() {
+            // Every listed image is complete: inspect and history work.
+            e.ok(&["inspect", line]);
+            e.ok(&["history", line]);
+        }
+    }
+    e.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let mut ids: Vec<String> = e.ok(&["images", "-q", "--no-trunc"]).lines().map(str::to_string).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids,
+        [
+            "sha256:23501bdefb31f5dc8f9f3ddce35153883398b9f89ee0e56e8c9112b882762a95",
+            "sha256:d45aab138e67454af930438455e5f5a0f4b2684b2b12476e502345be1c4b039f"
+        ]
+    );
+    // No temp or half-made layer directories remain after a writer ran.
+    let leftovers: Vec<_> = fs::read_dir(e.root().join("layers"))
+        .unwrap()
+        .filter_map(|d| d.ok())
+        .filter(|d| d.file_name() != "sha256")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Loads and removals racing from several processes never corrupt the store.
+#[test]
+fn concurrent_load_and_rmi() {
+    let e = Env::new("vfs");
+    let a = images_dir().join("min/ia-busybox.min.tar");
+    let b = images_dir().join("min/ia-layered.min.tar");
+    let mut kids = Vec::new();
+    for i in 0..6 {
+        let args: Vec<String> = match i % 3 {
+            0 => vec!["load".into(), "-i".into(), a.to_str().unwrap().into()],
+            1 => vec!["load".into(), "-i".into(), b.to_str().unwrap().into()],
+            _ => vec!["rmi".into(), "ia/busybox:1.35".into()],
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        kids.push(e.cmd(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    }
+    for mut k in kids {
+        k.wait().unwrap();
+    }
+    e.ok(&["images"]);
+    e.load("min/ia-busybox.min.tar");
+    e.load("min/ia-layered.min.tar");
+    assert_eq!(e.ok(&["images", "-q"]), "23501bdefb31\nd45aab138e67\nd45aab138e67\n");
+}
+
+/// The seeds' workflow on every driver: create from ia/layered:1, mount,
+/// make the changes Docker's transcript made, then diff, commit, export.
+#[test]
+fn container_workflow_matches_docker() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root for mounts");
+        return;
+    }
+    let want_diff = fs::read_to_string(images_dir().join("docker-save/ia-committed.diff.txt")).unwrap();
+    for driver in drivers() {
+        let e = Env::new(driver);
+        e.load("min/ia-layered.min.tar");
+        let id = e.ok(&["create", "--name", "c2", "--label", "ia.transcript=1", "ia/layered:1"]);
+        assert_eq!(id.trim().len(), 64);
+        assert_eq!(e.ok(&["diff", "c2"]), "", "{driver}: a new container has no changes");
+        let m = e.ok(&["mount", "c2"]);
+        let m = PathBuf::from(m.trim());
+        let again = e.ok(&["mount", "c2"]);
+        assert_eq!(PathBuf::from(again.trim()), m, "{driver}: mounts are shared");
+        let script = "echo changed > etc/motd; rm etc/ia-release; rm -rf usr/share/ia/empty-dir; mkdir -p srv/new/deep && echo x > srv/new/deep/f; rm -rf opt/data && mkdir opt/data && echo y > opt/data/z; touch usr/share/ia/big.bin; ln -s /etc/motd motd-link; chmod 700 home/ia/.profile";
+        let st = Command::new("sh").arg("-c").arg(script).current_dir(&m).status().unwrap();
+        assert!(st.success(), "{driver}: changes through the mount");
+        let ps = e.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+        assert_eq!(ps, "c2 Mounted\n", "{driver}");
+        let mut got: Vec<String> = e.ok(&["diff", "c2"]).lines().map(str::to_string).collect();
+        got.sort();
+        let mut want: Vec<String> = want_diff.lines().map(str::to_string).collect();
+        want.sort();
+        assert_eq!(got, want, "{driver}: docker diff");
+        e.ok(&["umount", "c2"]);
+        e.ok(&["umount", "c2"]);
+        assert_eq!(e.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]), "c2 Created\n", "{driver}");
+        let new = e.ok(&[
+            "commit",
+            "-a",
+            "IA Tester <ia@example.org>",
+            "-m",
+            "commit message",
+            "-c",
+            "CMD [\"/bin/sh\"]",
+            "-c",
+            "ENV COMMITTED=1",
+            "c2",
+            "ia/committed:1",
+        ]);
+        assert!(new.starts_with("sha256:"));
+        let f = e.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Author}}|{{.Comment}}|{{json .Config.Cmd}}|{{json .Config.Env}}|{{.Parent}}",
+            "ia/committed:1",
+        ]);
+        assert_eq!(
+            f,
+            "IA Tester <ia@example.org>|commit message|[\"/bin/sh\"]|[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\"FOO=bar\",\"COMMITTED=1\"]|sha256:23501bdefb31f5dc8f9f3ddce35153883398b9f89ee0e56e8c9112b882762a95\n"
+        );
+        // The committed layer lists the same entries as Docker's commit.
+        let out = e.dir.path().join("committed.tar");
+        e.ok(&["save", "-o", out.to_str().unwrap(), "ia/committed:1"]);
+        // (vfs compares trees, so a directory deleted and re-created shows as
+        // its deleted children instead of an opaque marker, as Docker's vfs does.)
+        if driver != "vfs" {
+            assert_eq!(
+                top_layer_names(&out),
+                top_layer_names(&images_dir().join("docker-save/ia-committed.tar")),
+                "{driver}"
+            );
+        }
+        // Committing without changes adds no layer.
+        e.ok(&["create", "--name", "c1", "ia/layered:1"]);
+        e.ok(&["commit", "c1", "ia/committed:nochange"]);
+        assert_eq!(e.ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", "ia/committed:nochange"]), "5\n");
+        // rmi refuses an image a container uses.
+        let (_, err) = e.fails(&["rmi", "ia/layered:1"]);
+        assert!(err.contains("container") && err.contains("is using its referenced image"), "{err}");
+        let exp = e.dir.path().join("export.tar");
+        e.ok(&["export", "-o", exp.to_str().unwrap(), "c2"]);
+        let names = tar_names(&exp);
+        assert!(names.contains(&"motd-link".to_string()) && names.contains(&"srv/new/deep/f".to_string()), "{driver}");
+        assert!(
+            !names.contains(&"etc/ia-release".to_string()) && !names.iter().any(|n| n.contains(".wh.")),
+            "{driver}"
+        );
+        e.ok(&["rm", "c1", "c2"]);
+    }
+}
+
+fn tar_names(p: &Path) -> Vec<String> {
+    let mut ar = tar::Archive::new(fs::File::open(p).unwrap());
+    ar.entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string())
+        .collect()
+}
+
+/// Sorted entry names of the last layer of the first image of a docker-archive.
+fn top_layer_names(archive: &Path) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    tar::Archive::new(fs::File::open(archive).unwrap()).unpack(dir.path()).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let top = m[0]["Layers"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
+    let mut v = tar_names(&dir.path().join(top));
+    v.sort();
+    v
+}

@@ -1,0 +1,74 @@
+//! Crash-safe file writes and the store lock.
+//!
+//! Every metadata write is: write a temp file in the same directory, fsync
+//! it, rename it over the target, fsync the directory. A kill -9 at any
+//! point leaves either the old or the new file, never a torn one; stray
+//! temp files (`.tmp-*`) are garbage that readers ignore.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{flock, FlockOperation};
+
+use crate::error::{IoContext, Result};
+
+/// Atomically replace `path` with `bytes` (temp, fsync, rename, fsync dir).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).at("create directory", dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).at("create temp file in", dir)?;
+    tmp.write_all(bytes).at("write", tmp.path().to_path_buf())?;
+    tmp.as_file().sync_all().at("fsync", tmp.path().to_path_buf())?;
+    tmp.persist(path).map_err(|e| e.error).at("rename into place", path)?;
+    sync_dir(dir)
+}
+
+/// fsync a directory (makes renames and creations in it durable).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at("fsync directory", dir)
+}
+
+/// Rename `from` to `to` and fsync `to`'s directory.
+pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).at("rename into place", to)?;
+    sync_dir(to.parent().unwrap_or(Path::new(".")))
+}
+
+/// A held store lock (an flock on `<root>/lock`); released on drop.
+///
+/// Writers take it exclusively for the whole command; readers take it
+/// shared, so they never see a multi-step change half done.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+    /// The lock file.
+    pub path: PathBuf,
+}
+
+impl StoreLock {
+    /// Block until the lock is held, shared or exclusive.
+    pub fn acquire(root: &Path, exclusive: bool) -> Result<StoreLock> {
+        let path = root.join("lock");
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).at("open lock", &path)?;
+        let op = if exclusive { FlockOperation::LockExclusive } else { FlockOperation::LockShared };
+        flock(&file, op).map_err(std::io::Error::from).at("lock", &path)?;
+        Ok(StoreLock { _file: file, path })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/x.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(d.path().join("sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("x.json")]);
+    }
+}

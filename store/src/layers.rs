@@ -1,0 +1,282 @@
+//! The layer store: `layers/sha256/<chain-id>/` holding what is known about
+//! each layer (diff-id, parent chain-id, size, the driver's cache id, the
+//! tar-split that reproduces its exact tar). Content lives in the driver.
+//!
+//! A layer directory appears by one rename once the driver layer is
+//! complete, so a listed layer is always whole. Driver layers whose
+//! metadata never landed (a kill -9 mid-apply) are garbage, removed by
+//! [`Layers::collect_garbage`].
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use strata_driver::Driver;
+
+use crate::digest::{Digest, DigestReader};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{rename_durable, sync_dir};
+
+/// What the store knows about a layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layer {
+    /// Chain ID (identity of the layer with everything below it).
+    pub chain_id: Digest,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Chain ID of the layer below.
+    pub parent: Option<Digest>,
+    /// Bytes of file content (Docker's layer size).
+    pub size: u64,
+    /// The driver's name for the layer's directory.
+    pub cache_id: String,
+    /// Length of the layer's uncompressed tar.
+    pub tar_size: u64,
+}
+
+/// The layer store (see module doc). Callers hold the store lock for writes.
+pub struct Layers<'a> {
+    dir: PathBuf,
+    driver: &'a dyn Driver,
+}
+
+impl<'a> Layers<'a> {
+    /// The layer store under `root`.
+    pub fn new(root: &Path, driver: &'a dyn Driver) -> Layers<'a> {
+        Layers { dir: root.join("layers"), driver }
+    }
+
+    fn path(&self, chain: &Digest) -> PathBuf {
+        self.dir.join("sha256").join(chain.hex())
+    }
+
+    /// The layer with this chain ID, if stored.
+    pub fn get(&self, chain: &Digest) -> Result<Option<Layer>> {
+        let dir = self.path(chain);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let read = |name: &str| -> Result<String> {
+            let p = dir.join(name);
+            Ok(fs::read_to_string(&p).at("read layer metadata", &p)?.trim().to_string())
+        };
+        let parent = read("parent").ok().filter(|s| !s.is_empty()).map(|s| Digest::parse(&s)).transpose()?;
+        let size = read("size")?.parse().map_err(|_| Error::Corrupt(format!("bad size of layer {chain}")))?;
+        let tar_size =
+            read("tar-size")?.parse().map_err(|_| Error::Corrupt(format!("bad tar size of layer {chain}")))?;
+        Ok(Some(Layer {
+            chain_id: chain.clone(),
+            diff_id: Digest::parse(&read("diff")?)?,
+            parent,
+            size,
+            cache_id: read("cache-id")?,
+            tar_size,
+        }))
+    }
+
+    /// The layer or an error saying the store lacks it.
+    pub fn require(&self, chain: &Digest) -> Result<Layer> {
+        self.get(chain)?.ok_or_else(|| Error::Corrupt(format!("layer {chain} is missing")))
+    }
+
+    /// Every stored chain ID.
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let dir = self.dir.join("sha256");
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).at("list layers", &dir),
+        };
+        for e in rd {
+            let e = e.at("list layers", &dir)?;
+            if let Some(d) = e.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()) {
+                out.push(d);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Apply the uncompressed layer tar `tar` on top of `parent` and record
+    /// it. The whole stream is read and digested; if `expected` is given
+    /// and differs, nothing is stored and [`Error::DigestMismatch`] is
+    /// returned. If the resulting chain ID is already stored, the new copy
+    /// is dropped and the stored one returned.
+    pub fn register(&self, parent: Option<&Digest>, tar: &mut dyn Read, expected: Option<&Digest>) -> Result<Layer> {
+        let parent_layer = parent.map(|p| self.require(p)).transpose()?;
+        let cache_id = new_cache_id();
+        let tmp = self.dir.join(format!("tmp-{cache_id}"));
+        fs::create_dir_all(&tmp).at("create", &tmp)?;
+        let result = self.register_in(&tmp, &cache_id, parent_layer.as_ref(), tar, expected);
+        if result.is_err() {
+            let _ = self.driver.remove(&cache_id);
+        }
+        let _ = fs::remove_dir_all(&tmp);
+        result
+    }
+
+    fn register_in(
+        &self,
+        tmp: &Path,
+        cache_id: &str,
+        parent: Option<&Layer>,
+        tar: &mut dyn Read,
+        expected: Option<&Digest>,
+    ) -> Result<Layer> {
+        self.driver.create(cache_id, parent.map(|p| p.cache_id.as_str()))?;
+        let split_path = tmp.join("tar-split");
+        let mut split = fs::File::create(&split_path).at("create", &split_path)?;
+        let mut reader = DigestReader::new(tar);
+        let applied = self.driver.apply_diff(cache_id, &mut reader, &mut split)?;
+        let (diff_id, tar_size) = reader.finish().during("read layer")?;
+        if let Some(want) = expected {
+            if *want != diff_id {
+                return Err(Error::DigestMismatch {
+                    what: "layer".into(),
+                    expected: want.to_string(),
+                    actual: diff_id.to_string(),
+                });
+            }
+        }
+        split.sync_all().at("fsync", &split_path)?;
+        let chain = Digest::chain(parent.map(|p| &p.chain_id), &diff_id);
+        if let Some(existing) = self.get(&chain)? {
+            let _ = self.driver.remove(cache_id);
+            return Ok(existing);
+        }
+        let files = [
+            ("diff", diff_id.to_string()),
+            ("parent", parent.map(|p| p.chain_id.to_string()).unwrap_or_default()),
+            ("size", applied.size.to_string()),
+            ("cache-id", cache_id.to_string()),
+            ("tar-size", tar_size.to_string()),
+        ];
+        for (name, value) in files {
+            let p = tmp.join(name);
+            let mut f = fs::File::create(&p).at("create", &p)?;
+            f.write_all(value.as_bytes()).at("write", &p)?;
+            f.sync_all().at("fsync", &p)?;
+        }
+        sync_dir(tmp)?;
+        let dest = self.path(&chain);
+        fs::create_dir_all(dest.parent().unwrap()).at("create", &self.dir)?;
+        rename_durable(tmp, &dest)?;
+        Ok(Layer {
+            chain_id: chain,
+            diff_id,
+            parent: parent.map(|p| p.chain_id.clone()),
+            size: applied.size,
+            cache_id: cache_id.to_string(),
+            tar_size,
+        })
+    }
+
+    /// Write the layer's exact tar (same bytes as applied, same diff-id) to `out`.
+    /// The bytes are verified against the diff-id as they go; a mismatch
+    /// is an error (the caller must discard what was written).
+    pub fn tar(&self, layer: &Layer, out: &mut dyn Write) -> Result<u64> {
+        let p = self.path(&layer.chain_id).join("tar-split");
+        let mut split = fs::File::open(&p).at("open", &p)?;
+        let mut w = crate::digest::DigestWriter::new(out);
+        self.driver.assemble(&layer.cache_id, &mut split, &mut w)?;
+        let (d, n, _) = w.finish();
+        if d != layer.diff_id {
+            return Err(Error::DigestMismatch {
+                what: format!("layer {}", layer.chain_id),
+                expected: layer.diff_id.to_string(),
+                actual: d.to_string(),
+            });
+        }
+        Ok(n)
+    }
+
+    /// The chain (bottom first) ending at `top`.
+    pub fn chain(&self, top: &Digest) -> Result<Vec<Layer>> {
+        let mut out = Vec::new();
+        let mut cur = Some(top.clone());
+        while let Some(c) = cur {
+            let l = self.require(&c)?;
+            cur = l.parent.clone();
+            out.push(l);
+            if out.len() > 10_000 {
+                return Err(Error::Corrupt("layer chain loops".into()));
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Remove a layer (driver content first, then metadata).
+    pub fn remove(&self, layer: &Layer) -> Result<()> {
+        self.driver.remove(&layer.cache_id)?;
+        let dir = self.path(&layer.chain_id);
+        // Rename away first so the removal is atomic for readers.
+        let gone = self.dir.join(format!("gone-{}", layer.cache_id));
+        fs::rename(&dir, &gone).at("remove layer", &dir)?;
+        fs::remove_dir_all(&gone).at("remove layer", &gone)?;
+        Ok(())
+    }
+
+    /// Remove leftovers of interrupted operations: temp directories.
+    pub fn collect_garbage(&self) -> Result<()> {
+        if let Ok(rd) = fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if let Some(id) = name.strip_prefix("tmp-").or_else(|| name.strip_prefix("gone-")) {
+                    let _ = self.driver.remove(id);
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A fresh random layer cache id (32 hex digits).
+pub fn new_cache_id() -> String {
+    let mut buf = [0u8; 16];
+    if rustix::rand::getrandom(&mut buf, rustix::rand::GetRandomFlags::empty()).is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let d = Digest::of(format!("{}-{}", t.as_nanos(), std::process::id()).as_bytes());
+        return d.hex()[..32].to_string();
+    }
+    crate::digest::hex(&buf)
+}
+
+/// A compressed form of a layer known to exist on a registry.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlobSource {
+    /// Digest of the compressed blob.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// Its media type.
+    pub media_type: String,
+    /// Registry host it is on.
+    pub registry: String,
+    /// Repository it is in.
+    pub repo: String,
+}
+
+impl Layers<'_> {
+    /// Compressed blobs this layer is known by (from pulls and pushes).
+    pub fn sources(&self, chain: &Digest) -> Vec<BlobSource> {
+        std::fs::read(self.path(chain).join("blobs.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Remember that the layer exists as `src` (atomic rewrite of the list).
+    pub fn add_source(&self, chain: &Digest, src: BlobSource) -> Result<()> {
+        let mut all = self.sources(chain);
+        if all.contains(&src) {
+            return Ok(());
+        }
+        all.push(src);
+        let bytes = serde_json::to_vec(&all).map_err(|source| Error::Json { what: "blob sources".into(), source })?;
+        crate::fsutil::write_atomic(&self.path(chain).join("blobs.json"), &bytes)
+    }
+}

@@ -1,0 +1,372 @@
+//! `pull`: resolve a manifest (choosing a platform from an index), fetch
+//! the config and the missing layers in parallel (bounded), verify every
+//! blob against its digest before it is used, then apply layers in order
+//! and add the image. Verified downloads are kept in `<root>/downloads/`
+//! until the image is complete, so an interrupted pull resumes without
+//! fetching them again.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use serde::Deserialize;
+
+use crate::archive::decompress;
+use crate::digest::{Digest, DigestReader};
+use crate::error::{Error, Result};
+use crate::images::ImageMeta;
+use crate::layers::BlobSource;
+use crate::reference::Reference;
+use crate::registry::client::Client;
+use crate::registry::config::RegistryConfig;
+use crate::registry::media;
+use crate::Store;
+
+/// Parallel layer downloads.
+const PARALLEL: usize = 3;
+/// Largest image config accepted.
+const MAX_CONFIG: u64 = 16 << 20;
+
+/// Progress of a pull, in Docker's vocabulary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PullEvent {
+    /// `TAG: Pulling from REPO`
+    PullingFrom(String, String),
+    /// `ID: STATUS` for a layer (12-hex short blob digest); byte progress when known.
+    Layer {
+        /// Short ID.
+        id: String,
+        /// `Pulling fs layer`, `Waiting`, `Downloading`, `Verifying Checksum`,
+        /// `Download complete`, `Extracting`, `Pull complete`, `Already exists`.
+        status: &'static str,
+        /// (done, total) bytes.
+        progress: Option<(u64, u64)>,
+    },
+    /// A remark (skipped foreign layer…).
+    Note(String),
+    /// `Digest: …`
+    Digest(Digest),
+    /// `Status: …`
+    Status(String),
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: Digest,
+    #[serde(default)]
+    size: u64,
+    #[serde(default)]
+    urls: Vec<String>,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize, Clone)]
+struct Platform {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Index {
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+/// The platform to pull: `--platform os/arch[/variant]` or the host's.
+pub fn platform_of(arg: Option<&str>) -> (String, String, Option<String>) {
+    let host_arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    match arg {
+        Some(p) => {
+            let mut it = p.split('/');
+            let os = it.next().unwrap_or("linux").to_string();
+            let arch = it.next().map(str::to_string).unwrap_or(host_arch);
+            (os, arch, it.next().map(str::to_string))
+        }
+        None => ("linux".into(), host_arch, None),
+    }
+}
+
+/// Pull `r` (tag or digest) into the store. Returns the image ID.
+pub fn pull(
+    store: &Store,
+    r: &Reference,
+    cfg: &RegistryConfig,
+    platform: Option<&str>,
+    events: &mut dyn FnMut(PullEvent),
+) -> Result<Digest> {
+    let (registry, _) = r.registry_and_path();
+    let mut last_err = None;
+    if registry == "docker.io" {
+        for m in &cfg.mirrors {
+            let (_, repo) = r.registry_and_path();
+            let c = Client::for_repo(&registry, &repo, cfg, false, Some(m));
+            match pull_with(store, &c, r, platform, events) {
+                Ok(id) => return Ok(id),
+                Err(e) => {
+                    events(PullEvent::Note(format!("mirror {m} failed: {e}; trying {registry}")));
+                    last_err = Some(e);
+                }
+            }
+        }
+    }
+    let c = Client::new(r, cfg, false);
+    let _ = last_err;
+    pull_with(store, &c, r, platform, events)
+}
+
+fn pull_with(
+    store: &Store,
+    c: &Client,
+    r: &Reference,
+    platform: Option<&str>,
+    events: &mut dyn FnMut(PullEvent),
+) -> Result<Digest> {
+    let reference = match (&r.digest, &r.tag) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => "latest".into(),
+    };
+    let shown = r.to_string();
+    let head = if r.digest.is_some() { shown.clone() } else { reference.clone() };
+    events(PullEvent::PullingFrom(head, c.repo.clone()));
+    let (mut bytes, mut mt, top_digest) = c.manifest(&reference, &shown)?;
+    if mt == media::DOCKER_LIST || mt == media::OCI_INDEX {
+        let idx: Index = serde_json::from_slice(&bytes)
+            .map_err(|source| Error::Json { what: format!("index of {shown}"), source })?;
+        let (os, arch, variant) = platform_of(platform);
+        let pick = idx
+            .manifests
+            .iter()
+            .find(|m| {
+                m.platform.as_ref().is_some_and(|p| {
+                    p.os == os && p.architecture == arch && (variant.is_none() || p.variant == variant)
+                })
+            })
+            .ok_or_else(|| {
+                Error::Registry(format!("no matching manifest for {os}/{arch} in the manifest list entries"))
+            })?;
+        let (b, t, _) = c.manifest(&pick.digest.to_string(), &shown)?;
+        bytes = b;
+        mt = t;
+    }
+    if mt != media::DOCKER_MANIFEST && mt != media::OCI_MANIFEST {
+        return Err(Error::Registry(format!("unsupported manifest media type {mt} for {shown}")));
+    }
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|source| Error::Json { what: format!("manifest of {shown}"), source })?;
+
+    // Config: fetch, verify, parse.
+    let resp = c.blob(&m.config.digest)?;
+    let config = resp.bytes(MAX_CONFIG)?;
+    let got = Digest::of(&config);
+    if got != m.config.digest {
+        return Err(Error::DigestMismatch {
+            what: "image config".into(),
+            expected: m.config.digest.to_string(),
+            actual: got.to_string(),
+        });
+    }
+    let parsed = crate::config::ImageConfig::parse(&config, "image config")?;
+    if parsed.rootfs.diff_ids.len() != m.layers.len() {
+        return Err(Error::Registry(format!(
+            "manifest has {} layers, config {}",
+            m.layers.len(),
+            parsed.rootfs.diff_ids.len()
+        )));
+    }
+    let image_id = got;
+    let existed = store.imagedb().exists(&image_id);
+
+    // Which layers are missing.
+    let layers = store.layers();
+    let mut chains = Vec::new();
+    let mut parent: Option<Digest> = None;
+    for d in &parsed.rootfs.diff_ids {
+        let ch = Digest::chain(parent.as_ref(), d);
+        chains.push(ch.clone());
+        parent = Some(ch);
+    }
+    let mut missing = Vec::new();
+    for (i, l) in m.layers.iter().enumerate() {
+        let id = l.digest.hex()[..12].to_string();
+        if layers.get(&chains[i])?.is_some() {
+            events(PullEvent::Layer { id, status: "Already exists", progress: None });
+        } else {
+            events(PullEvent::Layer { id, status: "Pulling fs layer", progress: None });
+            missing.push(i);
+        }
+    }
+
+    // Download missing blobs (bounded parallelism), verified into downloads/.
+    let dl_dir = store.root().join("downloads").join("sha256");
+    fs::create_dir_all(&dl_dir).map_err(|source| Error::Io { op: "create", path: dl_dir.clone(), source })?;
+    let (tx, rx) = mpsc::channel::<(usize, PullEvent)>();
+    let queue = std::sync::Mutex::new(missing.clone().into_iter());
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for _ in 0..PARALLEL.min(missing.len().max(1)) {
+            let tx = tx.clone();
+            let queue = &queue;
+            let dl_dir = &dl_dir;
+            let layers_desc = &m.layers;
+            handles.push(s.spawn(move || -> Result<()> {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some(i) = next else { return Ok(()) };
+                    let d = &layers_desc[i];
+                    download(c, d, dl_dir, &mut |ev| {
+                        let _ = tx.send((i, ev));
+                    })?;
+                }
+            }));
+        }
+        drop(tx);
+        for (_, ev) in rx.iter() {
+            events(ev);
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Registry("download thread panicked".into()))))
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+
+    // Apply in order.
+    for &i in &missing {
+        let d = &m.layers[i];
+        let id = d.digest.hex()[..12].to_string();
+        let path = dl_dir.join(d.digest.hex());
+        events(PullEvent::Layer { id: id.clone(), status: "Extracting", progress: None });
+        let f = fs::File::open(&path).map_err(|source| Error::Io { op: "open", path: path.clone(), source })?;
+        let mut tar = decompress(f).map_err(|e| Error::Registry(format!("layer {}: {e}", d.digest)))?;
+        let parent = if i == 0 { None } else { Some(&chains[i - 1]) };
+        if layers.get(&chains[i])?.is_none() {
+            layers.register(parent, &mut tar, Some(&parsed.rootfs.diff_ids[i]))?;
+        }
+        events(PullEvent::Layer { id, status: "Pull complete", progress: None });
+    }
+    // Remember where each layer's compressed form lives (push can skip or mount it).
+    for (i, d) in m.layers.iter().enumerate() {
+        let src = BlobSource {
+            digest: d.digest.clone(),
+            size: d.size,
+            media_type: d.media_type.clone(),
+            registry: c.registry.clone(),
+            repo: c.repo.clone(),
+        };
+        layers.add_source(&chains[i], src)?;
+    }
+    let repo_digest = format!("{}@{}", r.repo, top_digest);
+    let meta = ImageMeta {
+        added: crate::config::format_time(chrono::Utc::now()),
+        parent: None,
+        repo_digests: vec![repo_digest.clone()],
+    };
+    store.add_image(&config, meta)?;
+    if existed {
+        let mut meta = store.imagedb().get(&image_id)?.unwrap_or_default();
+        if !meta.repo_digests.contains(&repo_digest) {
+            meta.repo_digests.push(repo_digest);
+            store.imagedb().put(&image_id, &meta)?;
+        }
+    }
+    let mut repos = store.repositories()?;
+    let digest_ref = Reference { repo: r.repo.clone(), tag: None, digest: Some(top_digest.clone()) };
+    let mut up_to_date = existed && missing.is_empty() && repos.get(&digest_ref) == Some(&image_id);
+    repos.set(&digest_ref, &image_id);
+    if r.digest.is_none() {
+        let tagged = Reference { repo: r.repo.clone(), tag: Some(reference.clone()), digest: None };
+        up_to_date &= repos.get(&tagged) == Some(&image_id);
+        repos.set(&tagged, &image_id);
+    }
+    repos.save()?;
+    for &i in &missing {
+        let _ = fs::remove_file(dl_dir.join(m.layers[i].digest.hex()));
+    }
+    events(PullEvent::Digest(top_digest));
+    let status = if up_to_date {
+        format!("Image is up to date for {shown}")
+    } else {
+        format!("Downloaded newer image for {shown}")
+    };
+    events(PullEvent::Status(status));
+    Ok(image_id)
+}
+
+/// Fetch one blob into `dir/<hex>` unless a verified copy is there already.
+fn download(c: &Client, d: &Descriptor, dir: &Path, events: &mut dyn FnMut(PullEvent)) -> Result<()> {
+    let id = d.digest.hex()[..12].to_string();
+    let dest = dir.join(d.digest.hex());
+    if dest.is_file() {
+        // Verified before it was renamed into place.
+        events(PullEvent::Layer { id, status: "Download complete", progress: None });
+        return Ok(());
+    }
+    if d.media_type == media::DOCKER_FOREIGN || d.media_type.contains("nondistributable") {
+        events(PullEvent::Note(format!("{id}: foreign layer (urls {:?}): fetching it from the registry", d.urls)));
+    }
+    let resp = c.blob(&d.digest)?;
+    let total = resp.length.unwrap_or(d.size);
+    let tmp: PathBuf = dir.join(format!(".tmp-{}-{}", d.digest.hex(), std::process::id()));
+    let mut f = fs::File::create(&tmp).map_err(|source| Error::Io { op: "create", path: tmp.clone(), source })?;
+    let mut r = DigestReader::new(resp.into_reader());
+    let mut buf = vec![0u8; 256 << 10];
+    let mut done = 0u64;
+    let mut last_report = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::Registry(format!("downloading {}: {e}", d.digest)));
+            }
+        };
+        f.write_all(&buf[..n]).map_err(|source| Error::Io { op: "write", path: tmp.clone(), source })?;
+        done += n as u64;
+        if d.size > 0 && done > d.size {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Registry(format!(
+                "blob {} is larger than its descriptor says ({} bytes)",
+                d.digest, d.size
+            )));
+        }
+        if done - last_report >= 512 << 10 || done == total {
+            events(PullEvent::Layer { id: id.clone(), status: "Downloading", progress: Some((done, total)) });
+            last_report = done;
+        }
+    }
+    events(PullEvent::Layer { id: id.clone(), status: "Verifying Checksum", progress: None });
+    let (got, n) = r.finish().map_err(|e| Error::Registry(format!("downloading {}: {e}", d.digest)))?;
+    if got != d.digest || (d.size > 0 && n != d.size) {
+        let _ = fs::remove_file(&tmp);
+        if got != d.digest {
+            return Err(Error::DigestMismatch {
+                what: format!("layer {}", d.digest),
+                expected: d.digest.to_string(),
+                actual: got.to_string(),
+            });
+        }
+        return Err(Error::Registry(format!("blob {} truncated: {n} of {} bytes", d.digest, d.size)));
+    }
+    f.sync_all().map_err(|source| Error::Io { op: "fsync", path: tmp.clone(), source })?;
+    fs::rename(&tmp, &dest).map_err(|source| Error::Io { op: "rename", path: dest.clone(), source })?;
+    events(PullEvent::Layer { id, status: "Download complete", progress: None });
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Removing images with Docker's `rmi` semantics: untag by reference, delete
+//! by ID, conflicts for images used by containers, referenced in several
+//! repositories, or with child images; untagged parents pruned afterwards.
+
+use crate::containers::Containers;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::reference::Reference;
+use crate::Store;
+
+/// One line of `rmi` output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// `Untagged: REF`
+    Untagged(Reference),
+    /// `Deleted: ID`
+    Deleted(Digest),
+}
+
+/// Options of a removal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RemoveOptions {
+    /// `-f`
+    pub force: bool,
+    /// `--no-prune`
+    pub no_prune: bool,
+}
+
+/// Remove what `name` designates. The caller holds the store lock.
+pub fn remove_image(store: &Store, name: &str, opts: RemoveOptions) -> Result<Vec<Removed>> {
+    let id = store.resolve(name)?;
+    let mut repos = store.repositories()?;
+    let refs = repos.of(&id);
+    let containers: Vec<_> = Containers::new(store.root()).list()?.into_iter().filter(|c| c.image == id).collect();
+    let children: Vec<Digest> =
+        store.images()?.into_iter().filter(|i| i.meta.parent.as_ref() == Some(&id)).map(|i| i.id).collect();
+    let mut out = Vec::new();
+
+    // By reference: untag it, and delete the image if that was its last name.
+    let by_ref = Reference::parse_tagged(name).ok().filter(|r| repos.get(r) == Some(&id));
+    if let Some(r) = by_ref {
+        if refs.iter().filter(|x| x.tag.is_some()).count() == 1 && !opts.force {
+            if let Some(c) = containers.first() {
+                return Err(Error::Conflict(format!(
+                    "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                    &c.id[..12],
+                    id.short()
+                )));
+            }
+        }
+        repos.remove(&r);
+        out.push(Removed::Untagged(r.clone()));
+        // The repository's digest references go with its last tag (Docker).
+        let remaining = repos.of(&id);
+        if r.tag.is_some() && !remaining.iter().any(|x| x.repo == r.repo && x.tag.is_some()) {
+            for d in remaining.iter().filter(|x| x.repo == r.repo && x.digest.is_some()) {
+                repos.remove(d);
+                out.push(Removed::Untagged(d.clone()));
+            }
+        }
+        repos.save()?;
+        let last = repos.of(&id).is_empty();
+        if last && children.is_empty() && (containers.is_empty() || opts.force) {
+            delete(store, &id, opts, &mut out)?;
+        }
+        return Ok(out);
+    }
+
+    // By ID.
+    if !children.is_empty() {
+        return Err(Error::Conflict(format!(
+            "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+            id.short()
+        )));
+    }
+    if !opts.force {
+        let repos_named: std::collections::BTreeSet<&str> = refs.iter().map(|r| r.repo.as_str()).collect();
+        if repos_named.len() > 1 {
+            return Err(Error::Conflict(format!(
+                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                id.short()
+            )));
+        }
+        if let Some(c) = containers.first() {
+            return Err(Error::Conflict(format!(
+                "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+                id.short(),
+                &c.id[..12]
+            )));
+        }
+    }
+    for r in refs {
+        repos.remove(&r);
+        out.push(Removed::Untagged(r));
+    }
+    repos.save()?;
+    delete(store, &id, opts, &mut out)?;
+    Ok(out)
+}
+
+/// Delete image `id` (no names left), then untagged childless parents unless
+/// `no_prune`, then layers nothing uses.
+fn delete(store: &Store, id: &Digest, opts: RemoveOptions, out: &mut Vec<Removed>) -> Result<()> {
+    let mut next = Some(id.clone());
+    while let Some(cur) = next.take() {
+        let img = store.image(&cur)?;
+        store.imagedb().remove(&cur)?;
+        store.blobs().remove(&cur)?;
+        out.push(Removed::Deleted(cur.clone()));
+        if opts.no_prune {
+            break;
+        }
+        if let Some(p) = img.meta.parent {
+            let named = !store.repositories()?.of(&p).is_empty();
+            let has_children = store.images()?.iter().any(|i| i.meta.parent.as_ref() == Some(&p));
+            let used = Containers::new(store.root()).list()?.iter().any(|c| c.image == p);
+            if store.imagedb().exists(&p) && !named && !has_children && !used {
+                next = Some(p);
+            }
+        }
+    }
+    store.prune_layers()?;
+    Ok(())
+}

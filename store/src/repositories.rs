@@ -1,0 +1,86 @@
+//! References → image IDs, kept in `repositories.json` in Docker's layout:
+//! `{"Repositories": {"repo": {"repo:tag": "sha256:…", "repo@sha256:…": "sha256:…"}}}`.
+//! Rewritten atomically on every change (callers hold the store lock).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::write_atomic;
+use crate::reference::Reference;
+
+#[derive(Default, Serialize, Deserialize)]
+struct File {
+    #[serde(rename = "Repositories", default)]
+    repositories: BTreeMap<String, BTreeMap<String, Digest>>,
+}
+
+/// The reference table, loaded in memory; [`Repositories::save`] writes it back.
+pub struct Repositories {
+    path: PathBuf,
+    file: File,
+}
+
+impl Repositories {
+    /// Load `<root>/repositories.json` (missing = empty).
+    pub fn load(root: &Path) -> Result<Repositories> {
+        let path = root.join("repositories.json");
+        let file = match std::fs::read(&path) {
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|source| Error::Json { what: path.display().to_string(), source })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
+            Err(e) => return Err(e).at("read", &path),
+        };
+        Ok(Repositories { path, file })
+    }
+
+    /// Write the table back atomically.
+    pub fn save(&self) -> Result<()> {
+        let bytes =
+            serde_json::to_vec(&self.file).map_err(|source| Error::Json { what: "repositories".into(), source })?;
+        write_atomic(&self.path, &bytes)
+    }
+
+    /// The image a reference points to.
+    pub fn get(&self, r: &Reference) -> Option<&Digest> {
+        self.file.repositories.get(&r.repo)?.get(&r.to_string())
+    }
+
+    /// Point `r` at `id`; returns the image it pointed to before, if another.
+    pub fn set(&mut self, r: &Reference, id: &Digest) -> Option<Digest> {
+        let old = self.file.repositories.entry(r.repo.clone()).or_default().insert(r.to_string(), id.clone());
+        old.filter(|o| o != id)
+    }
+
+    /// Remove `r`; returns what it pointed to.
+    pub fn remove(&mut self, r: &Reference) -> Option<Digest> {
+        let repo = self.file.repositories.get_mut(&r.repo)?;
+        let old = repo.remove(&r.to_string());
+        if repo.is_empty() {
+            self.file.repositories.remove(&r.repo);
+        }
+        old
+    }
+
+    /// Every (reference, image) pair, sorted by reference.
+    pub fn all(&self) -> Vec<(Reference, Digest)> {
+        let mut out = Vec::new();
+        for refs in self.file.repositories.values() {
+            for (s, id) in refs {
+                if let Ok(r) = Reference::parse(s) {
+                    out.push((r, id.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The references to image `id`, sorted.
+    pub fn of(&self, id: &Digest) -> Vec<Reference> {
+        self.all().into_iter().filter(|(_, i)| i == id).map(|(r, _)| r).collect()
+    }
+}
