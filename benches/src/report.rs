@@ -173,7 +173,7 @@ pub fn print_table(impls: &[Impl], rows: &[Row]) {
     };
     let mut header = format!("{:<46}", "workload");
     for i in impls {
-        header.push_str(&format!("{:>12}", i.name()));
+        header.push_str(&format!("{:>15}", i.name()));
     }
     for i in impls.iter().skip(1) {
         header.push_str(&format!("{:>10}", format!("{}/k", short(i))));
@@ -184,7 +184,7 @@ pub fn print_table(impls: &[Impl], rows: &[Row]) {
     for r in rows {
         let mut line = format!("{:<46}", r.name);
         for v in &r.values {
-            line.push_str(&format!("{:>12}", r.unit.format(*v)));
+            line.push_str(&format!("{:>15}", r.unit.format(*v)));
         }
         for i in 1..impls.len() {
             let ratio = r.ratio(i).map_or("-".into(), |x| format!("{x:.2}x"));

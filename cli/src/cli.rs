@@ -66,6 +66,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Remove containers.
     Rm(RmArgs),
+    /// Copy files between a container and the host.
+    Cp(CpArgs),
     /// Download an image from a registry.
     Pull(PullArgs),
     /// Upload an image to a registry.
@@ -135,6 +137,8 @@ pub enum ContainerCommand {
     Commit(CommitArgs),
     /// Export a container.
     Export(ExportArgs),
+    /// Copy files between a container and the host.
+    Cp(CpArgs),
 }
 
 /// `load`
@@ -454,4 +458,13 @@ pub struct SearchArgs {
     pub filter: Vec<String>,
     /// [REGISTRY/]TERM
     pub term: String,
+}
+
+/// `cp`
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// CONTAINER:SRC_PATH or a host path.
+    pub src: String,
+    /// CONTAINER:DEST_PATH or a host path.
+    pub dst: String,
 }

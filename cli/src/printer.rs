@@ -133,9 +133,27 @@ fn go_io_text(e: &std::io::Error) -> String {
     }
 }
 
+/// Docker's progress text (`jsonmessage.JSONProgress`): a 50-column bar
+/// and `current/total` in 4-digit human sizes; just the count when the
+/// total is unknown or exceeded.
+fn progress_bar(done: u64, total: u64) -> String {
+    if total == 0 {
+        return format!("{:>8}", size4(done));
+    }
+    let half = ((done as f64 / total as f64 * 100.0) as usize / 2).min(50);
+    let bar = format!("[{}>{}] ", "=".repeat(half), " ".repeat(50 - half));
+    if done > total {
+        format!("{bar}{:>8}", size4(done))
+    } else {
+        format!("{bar}{:>8}/{}", size4(done), size4(total))
+    }
+}
+
 /// Per-layer progress of pull/push, as Docker shows it: on a terminal each
 /// layer has one line updated in place (with byte progress); piped, one
 /// plain line per state change (no byte counts); `quiet` prints nothing.
+/// Lines go straight to stdout (unbuffered by `Printer`), so callers must
+/// not interleave them with a buffered `Printer` that has pending output.
 pub struct Progress {
     quiet: bool,
     tty: bool,
@@ -149,12 +167,15 @@ impl Progress {
         Progress { quiet, tty: std::io::stdout().is_terminal(), rows: Vec::new() }
     }
 
-    /// A line that is not about a layer.
+    /// A line that is not about a layer. (Write errors, such as a closed
+    /// pipe, are ignored: progress must not stop the work.)
     pub fn line(&mut self, s: &str) {
         if self.quiet {
             return;
         }
-        println!("{s}");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{s}");
+        let _ = out.flush();
         self.rows.clear();
     }
 
@@ -165,18 +186,15 @@ impl Progress {
         }
         if !self.tty {
             if bytes.is_none() {
-                println!("{id}: {status}");
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{id}: {status}");
+                let _ = out.flush();
             }
             return;
         }
         let text = match bytes {
-            Some((done, total)) if total > 0 => {
-                let width = 50usize;
-                let filled = ((done.min(total) as f64 / total as f64) * width as f64) as usize;
-                let bar = format!("[{}>{}]", "=".repeat(filled.saturating_sub(1)), " ".repeat(width - filled.max(1)));
-                format!("{id}: {status} {bar} {}/{}", size4(done), size4(total))
-            }
-            _ => format!("{id}: {status}"),
+            Some((done, total)) => format!("{id}: {status} {}", progress_bar(done, total)),
+            None => format!("{id}: {status}"),
         };
         let mut out = std::io::stdout().lock();
         match self.rows.iter().position(|r| r == id) {

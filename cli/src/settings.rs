@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use strata_store::Store;
 
 use crate::cli::Cli;
@@ -20,13 +20,17 @@ impl Settings {
     /// Resolve from the parsed command line.
     pub fn resolve(cli: &Cli) -> Settings {
         let root = cli.root.clone().unwrap_or_else(default_root);
-        let driver = cli.storage_driver.clone().unwrap_or_else(|| strata_driver::DEFAULT_DRIVER.to_string());
+        let driver = cli
+            .storage_driver
+            .clone()
+            .or_else(|| Store::recorded_driver(&root))
+            .unwrap_or_else(|| strata_driver::DEFAULT_DRIVER.to_string());
         Settings { root, driver }
     }
 
     /// Open the store.
     pub fn store(&self) -> Result<Store> {
-        Store::open(&self.root, &self.driver).with_context(|| format!("opening the store at {}", self.root.display()))
+        Ok(Store::open(&self.root, &self.driver)?)
     }
 }
 

@@ -432,3 +432,161 @@ fn top_layer_names(archive: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// `cp` in and out; container symlinks pointing out (absolute and
+/// relative) resolve inside the container root, never on the host.
+#[test]
+fn cp_stays_inside_the_container() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root for mounts");
+        return;
+    }
+    let e = Env::new("fuse-overlay");
+    e.load("min/ia-layered.min.tar");
+    e.ok(&["create", "--name", "c", "ia/layered:1"]);
+    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    std::os::unix::fs::symlink("/", m.join("abs")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../..", m.join("etc/rel")).unwrap();
+    e.ok(&["umount", "c"]);
+    let host = e.dir.path().join("host");
+    fs::create_dir(&host).unwrap();
+    // Out of the container, through both symlinks: the container's passwd.
+    for src in ["c:/abs/etc/passwd", "c:etc/rel/etc/passwd"] {
+        let out = host.join("passwd");
+        let _ = fs::remove_file(&out);
+        e.ok(&["cp", src, out.to_str().unwrap()]);
+        let text = fs::read_to_string(&out).unwrap();
+        assert!(text.contains("ia:x:1000:1000"), "{src}: got the host's file?\n{text}");
+        assert!(!text.contains("_apt") && !text.contains("systemd"), "{src}: host passwd leaked");
+    }
+    // A directory out, into an existing host directory.
+    e.ok(&["cp", "c:/etc", host.to_str().unwrap()]);
+    assert!(host.join("etc/motd").is_file());
+    // Into the container through the symlinks: lands inside, the host is untouched.
+    let marker = format!("strata-cp-test-{}", std::process::id());
+    let f = host.join(&marker);
+    fs::write(&f, "x").unwrap();
+    e.ok(&["cp", f.to_str().unwrap(), "c:/abs/tmp/"]);
+    e.ok(&["cp", f.to_str().unwrap(), &format!("c:/etc/rel/tmp/{marker}.2")]);
+    assert!(!Path::new("/tmp").join(&marker).exists() && !Path::new("/tmp").join(format!("{marker}.2")).exists());
+    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    assert_eq!(fs::read_to_string(m.join("tmp").join(&marker)).unwrap(), "x");
+    assert!(m.join("tmp").join(format!("{marker}.2")).is_file());
+    e.ok(&["umount", "c"]);
+    let (_, err) = e.fails(&["cp", "c:/nonexistent", host.to_str().unwrap()]);
+    assert!(err.contains("Could not find the file"), "{err}");
+    let diff = e.ok(&["diff", "c"]);
+    assert!(diff.contains(&format!("A /tmp/{marker}")), "{diff}");
+}
+
+/// Kill the FUSE daemon of a mounted container: ps shows it unmounted, diff
+/// and commit still work from the writable layer, and mount repairs it.
+#[test]
+fn killed_daemon_is_detected_and_repaired() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root for mounts");
+        return;
+    }
+    let e = Env::new("fuse-overlay");
+    e.load("min/ia-layered.min.tar");
+    e.ok(&["create", "--name", "c", "ia/layered:1"]);
+    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    fs::write(m.join("etc/motd"), "written before the kill\n").unwrap();
+    // Find the daemon serving this mount and kill -9 it.
+    let mut killed = false;
+    for p in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmd) = fs::read(p.path().join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("strata-overlayfs") && cmd.contains(m.to_str().unwrap()) {
+            let pid: i32 = p.file_name().to_str().unwrap().parse().unwrap();
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            killed = true;
+        }
+    }
+    assert!(killed, "no strata-overlayfs daemon found for {}", m.display());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        e.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]),
+        "c Created\n",
+        "a dead mount is not reported as mounted"
+    );
+    let diff = e.ok(&["diff", "c"]);
+    assert!(diff.contains("C /etc/motd"), "{diff}");
+    let id = e.ok(&["commit", "c", "ia/after-kill:1"]);
+    assert!(id.starts_with("sha256:"));
+    let m2 = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    assert_eq!(fs::read_to_string(m2.join("etc/motd")).unwrap(), "written before the kill\n");
+    e.ok(&["umount", "c"]);
+    e.ok(&["rm", "c"]);
+}
+
+/// Archives from `strata save`, a committed image included, load in podman
+/// and copy with skopeo with the same image IDs (both are installed by
+/// scripts/install-deps; their absence is a failure).
+#[test]
+fn saved_archives_load_in_podman_and_skopeo() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let e = Env::new("overlay");
+    e.load("min/ia-layered.min.tar");
+    e.ok(&["create", "--name", "c", "ia/layered:1"]);
+    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    fs::write(m.join("etc/motd"), "committed\n").unwrap();
+    fs::remove_file(m.join("etc/ia-release")).unwrap();
+    e.ok(&["umount", "c"]);
+    let committed = e.ok(&["commit", "c", "ia/committed:1"]).trim().to_string();
+    let out = e.dir.path().join("s.tar");
+    e.ok(&["save", "-o", out.to_str().unwrap(), "ia/layered:1", "ia/committed:1"]);
+    let p = e.dir.path();
+    let podman = |args: &[&str]| -> String {
+        let o = Command::new("podman")
+            .arg("--root")
+            .arg(p.join("proot"))
+            .arg("--runroot")
+            .arg(p.join("prun"))
+            .arg("--storage-driver")
+            .arg("vfs")
+            .args(args)
+            .output()
+            .expect("podman is installed by scripts/install-deps");
+        assert!(o.status.success(), "podman {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    podman(&["load", "-i", out.to_str().unwrap()]);
+    let ids = podman(&["images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"]);
+    assert!(ids.contains(&format!("{committed} localhost/ia/committed:1")), "{ids}");
+    assert!(
+        ids.contains("sha256:23501bdefb31f5dc8f9f3ddce35153883398b9f89ee0e56e8c9112b882762a95 localhost/ia/layered:1"),
+        "{ids}"
+    );
+    // The committed content is there: podman mounts the image and reads it.
+    let mnt = podman(&["image", "mount", "localhost/ia/committed:1"]);
+    let mnt = PathBuf::from(mnt.trim());
+    assert_eq!(fs::read_to_string(mnt.join("etc/motd")).unwrap(), "committed\n");
+    assert!(!mnt.join("etc/ia-release").exists());
+    podman(&["image", "unmount", "localhost/ia/committed:1"]);
+    // skopeo copies it (dir: keeps the manifest type) with the config bytes
+    // unchanged: the image ID survives, and each layer blob is its diff-id.
+    let dir = p.join("skopeo-dir");
+    let o = Command::new("skopeo")
+        .args(["copy", &format!("docker-archive:{}:ia/committed:1", out.display()), &format!("dir:{}", dir.display())])
+        .output()
+        .expect("skopeo is installed by scripts/install-deps");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config =
+        fs::read(dir.join(committed.trim_start_matches("sha256:"))).expect("config blob named by the image ID");
+    assert_eq!(format!("sha256:{}", sha256_hex(&config)), committed);
+    let inspect = e.ok(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", "ia/committed:1"]);
+    let layers: Vec<String> = serde_json::from_str(&inspect).unwrap();
+    for l in layers {
+        let blob = fs::read(dir.join(l.trim_start_matches("sha256:"))).unwrap();
+        assert_eq!(format!("sha256:{}", sha256_hex(&blob)), l);
+    }
+    e.ok(&["rm", "c"]);
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    strata_store::Digest::of(b).hex().to_string()
+}

@@ -311,7 +311,8 @@ pub(crate) fn apply(root: &Path, format: Format, tar: &mut dyn Read, split: &mut
         }
         match flag {
             b'x' | b'g' | b'L' | b'K' => {
-                ext.chain += 1;
+                // A global header stands alone; the others belong to the next entry.
+                ext.chain += usize::from(flag != b'g');
                 if ext.chain > MAX_EXT_CHAIN {
                     return Err(malformed("too many extended headers for one entry"));
                 }

@@ -15,7 +15,17 @@
 //! - Nothing outside the layer directory is ever created, changed or deleted
 //!   by an apply, whatever the tar holds.
 //! - A failed apply leaves no partial layer content that a later mount or
-//!   diff would show (the caller removes the layer).
+//!   diff would show (the caller removes the layer; the overlay drivers
+//!   also empty the layer's `diff/` themselves).
+//!
+//! Modules: `apply` (safe streaming untar + tar-split recording),
+//! `tarsplit` (the split format and `assemble`), `tarfmt` (header parsing
+//! and Docker-style header writing), `changes` (A/C/D items behind
+//! `changes`, `diff` and `diff_size`), `stack` (merged view of layer
+//! directories, for `export` and lower lookups), `emit` (files to tar
+//! entries), `overlay`/`vfs` (the drivers), `mount` (kernel and FUSE
+//! mounting), `refcount` and `mountinfo` (cross-process mount state),
+//! `home` (layer directories and parents).
 
 use std::ffi::OsString;
 use std::io::{Read, Write};

@@ -50,7 +50,9 @@ pub(crate) fn is_live(path: &Path) -> Result<bool> {
     if mounts_at(path)?.is_empty() {
         return Ok(false);
     }
-    match rustix::fs::stat(path) {
+    // statfs, not stat: FUSE answers stat of the root from its attribute
+    // cache for a while after the daemon died; statfs always asks it.
+    match rustix::fs::statfs(path) {
         Ok(_) => Ok(true),
         Err(Errno::NOTCONN) | Err(Errno::IO) => Ok(false),
         Err(e) => Err(crate::sys::io_err("stat mount", path, e)),

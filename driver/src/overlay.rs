@@ -116,7 +116,9 @@ impl Driver for OverlayDriver {
         if !mountinfo::is_live(&merged)? {
             return Err(Error::Mount { id: id.into(), why: "the mount does not answer".into() });
         }
-        refcount::write(&dir, count + 1)?;
+        // References taken on a mount that died went with it: a fresh mount
+        // starts counting again.
+        refcount::write(&dir, 1)?;
         Ok(merged)
     }
 

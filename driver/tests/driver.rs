@@ -492,6 +492,13 @@ fn trailing_bytes_are_kept() {
     // A layer file that changed size is detected.
     std::fs::write(tmp.path().join("vfs/a/root/etc/motd"), b"other size").unwrap();
     assert!(matches!(d.assemble("a", &mut split.as_slice(), &mut Vec::new()), Err(Error::Malformed(_))));
+    // The same path twice with different sizes: only the last is on disk,
+    // so the first content cannot be rebuilt; assemble says so.
+    let twice = Tb::default().file("f", b"first version").file("f", b"second").end();
+    d.create("b", None).unwrap();
+    let mut split = Vec::new();
+    d.apply_diff("b", &mut twice.as_slice(), &mut split).unwrap();
+    assert!(matches!(d.assemble("b", &mut split.as_slice(), &mut Vec::new()), Err(Error::Malformed(_))));
     // A split that is not one.
     assert!(matches!(d.assemble("a", &mut &b"garbage!"[..], &mut Vec::new()), Err(Error::Malformed(_))));
 }

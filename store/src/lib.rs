@@ -60,8 +60,32 @@ impl Store {
             path: root.into(),
             source,
         })?;
+        // A store's layers belong to the driver that made them: record it
+        // on first use, refuse another one later.
+        let marker = root.join("driver");
+        match std::fs::read_to_string(&marker) {
+            Ok(recorded) if recorded.trim() != driver => {
+                return Err(Error::Invalid(format!(
+                    "the store at {} uses the {} storage driver, not {driver} (choose it with --storage-driver {})",
+                    root.display(),
+                    recorded.trim(),
+                    recorded.trim()
+                )));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                strata_driver::open(root, driver)?;
+                fsutil::write_atomic(&marker, driver.as_bytes())?;
+            }
+            Err(source) => return Err(Error::Io { op: "read", path: marker, source }),
+        }
         let driver = strata_driver::open(root, driver)?;
         Ok(Store { root: root.to_path_buf(), driver })
+    }
+
+    /// The driver a store at `root` was created with, if any.
+    pub fn recorded_driver(root: &Path) -> Option<String> {
+        std::fs::read_to_string(root.join("driver")).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
     }
 
     /// The store root.

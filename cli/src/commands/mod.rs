@@ -2,6 +2,7 @@
 
 mod commit;
 mod containers;
+mod cp;
 mod history;
 mod image_diff;
 mod images;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => commit::run(&s, a),
         Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => containers::export(&s, a),
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&s, a),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::run(&s, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => registry::pull(&s, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => registry::push(&s, a),
         Command::Login(a) => registry::login(a),

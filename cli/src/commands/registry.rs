@@ -1,4 +1,6 @@
-//! Registry verbs: `pull`, `push`, `login`, `logout`, `search`.
+//! Registry verbs: `pull`, `push`, `login`, `logout`, `search`. The work is
+//! in `strata_store::registry`; this module turns its events into Docker's
+//! output.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -6,73 +8,82 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 use strata_store::registry::pull::PullEvent;
 use strata_store::registry::push::PushEvent;
-use strata_store::registry::{Client, RegistryConfig};
+use strata_store::registry::{search, Client, RegistryConfig};
 use strata_store::Reference;
 
 use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs, SearchArgs};
 use crate::printer::{Printer, Progress, Table};
 use crate::settings::Settings;
 
-/// `pull`
+/// `pull [-a] [-q] [--platform P] NAME[:TAG|@DIGEST]`: Docker's lines, one
+/// `Status:` line for the whole command, then the full reference.
 pub fn pull(s: &Settings, a: PullArgs) -> Result<()> {
     let mut r = Reference::parse(&a.name)?;
     let cfg = RegistryConfig::load()?;
     let store = s.store()?;
     let _lock = store.lock(true)?;
-    let mut p = Printer::stdout();
+    let mut progress = Progress::new(a.quiet);
     let mut refs = Vec::new();
     if a.all_tags {
         if r.tag.is_some() || r.digest.is_some() {
             bail!("tag can't be used with --all-tags/-a");
         }
-        let (_, path) = r.registry_and_path();
-        let (registry, _) = r.registry_and_path();
+        let (registry, path) = r.registry_and_path();
         let c = Client::for_repo(&registry, &path, &cfg, false, None);
-        let mut tags = c.tags()?;
+        let mut tags = c.tags().map_err(|e| anyhow!("Error response from daemon: {e}"))?;
         tags.sort();
-        for t in tags {
-            refs.push(Reference { repo: r.repo.clone(), tag: Some(t), digest: None });
-        }
+        refs.extend(tags.into_iter().map(|t| Reference { repo: r.repo.clone(), tag: Some(t), digest: None }));
     } else {
         if r.tag.is_none() && r.digest.is_none() {
-            if !a.quiet {
-                p.line("Using default tag: latest")?;
-            }
+            progress.line("Using default tag: latest");
             r.tag = Some("latest".into());
         }
         refs.push(r.clone());
     }
-    let mut progress = Progress::new(a.quiet);
-    for r in &refs {
-        strata_store::registry::pull::pull(&store, r, &cfg, a.platform.as_deref(), &mut |ev| match ev {
+    let mut updated = false;
+    for one in &refs {
+        let pulled = strata_store::registry::pull::pull(&store, one, &cfg, a.platform.as_deref(), &mut |ev| match ev {
             PullEvent::PullingFrom(tag, repo) => progress.line(&format!("{tag}: Pulling from {repo}")),
             PullEvent::Layer { id, status, progress: bytes } => progress.layer(&id, status, bytes),
             PullEvent::Note(n) => progress.line(&n),
             PullEvent::Digest(d) => progress.line(&format!("Digest: {d}")),
-            PullEvent::Status(st) => progress.line(&format!("Status: {st}")),
         })
         .map_err(|e| anyhow!("Error response from daemon: {e}"))?;
         progress.finish();
+        updated |= pulled.updated;
     }
-    let shown = if a.all_tags { r.repo.clone() } else { refs[0].to_string() };
-    p.line(&shown)
+    let shown = r.to_string();
+    if updated {
+        progress.line(&format!("Status: Downloaded newer image for {shown}"));
+    } else {
+        progress.line(&format!("Status: Image is up to date for {shown}"));
+    }
+    Printer::stdout().line(&r.full())
 }
 
-/// `push`
+/// `push [-a] [-q] NAME[:TAG]`
 pub fn push(s: &Settings, a: PushArgs) -> Result<()> {
     let r = Reference::parse(&a.name)?;
+    if r.digest.is_some() {
+        bail!("invalid reference format: cannot push a digest reference");
+    }
     let cfg = RegistryConfig::load()?;
     let store = s.store()?;
     let _lock = store.lock(true)?;
     let repos = store.repositories()?;
-    let targets: Vec<Reference> = if a.all_tags || r.tag.is_none() && r.digest.is_none() && a.all_tags {
-        repos.all().into_iter().filter(|(x, _)| x.repo == r.repo && x.tag.is_some()).map(|(x, _)| x).collect()
+    let mut progress = Progress::new(a.quiet);
+    let targets: Vec<Reference> = if a.all_tags {
+        if r.tag.is_some() {
+            bail!("tag can't be used with --all-tags/-a");
+        }
+        let mut t: Vec<Reference> =
+            repos.all().into_iter().filter(|(x, _)| x.repo == r.repo && x.tag.is_some()).map(|(x, _)| x).collect();
+        t.sort();
+        t
     } else {
         let mut t = r.clone();
         if t.tag.is_none() {
-            if !a.quiet {
-                println!("Using default tag: latest");
-            }
+            progress.line("Using default tag: latest");
             t.tag = Some("latest".into());
         }
         vec![t]
@@ -80,10 +91,9 @@ pub fn push(s: &Settings, a: PushArgs) -> Result<()> {
     if targets.is_empty() {
         bail!("An image does not exist locally with the tag: {}", r.repo);
     }
-    let mut progress = Progress::new(a.quiet);
     let mut refers_shown = false;
     for t in &targets {
-        let id = repos.get(t).cloned().ok_or_else(|| anyhow!("An image does not exist locally with the tag: {}", t))?;
+        let id = repos.get(t).cloned().ok_or_else(|| anyhow!("An image does not exist locally with the tag: {t}"))?;
         strata_store::registry::push::push(&store, &id, t, &cfg, &mut |ev| match ev {
             PushEvent::Refers(repo) => {
                 if !refers_shown {
@@ -93,8 +103,7 @@ pub fn push(s: &Settings, a: PushArgs) -> Result<()> {
             }
             PushEvent::Layer { id, status, progress: bytes } => progress.layer(&id, &status, bytes),
             PushEvent::Digest { tag, digest, size } => progress.line(&format!("{tag}: digest: {digest} size: {size}")),
-        })
-        .map_err(|e| anyhow!("{e}"))?;
+        })?;
         progress.finish();
     }
     if a.quiet {
@@ -103,32 +112,39 @@ pub fn push(s: &Settings, a: PushArgs) -> Result<()> {
     Ok(())
 }
 
+/// The registry a `login`/`logout` argument names, as credentials are
+/// keyed: `https://index.docker.io/v1/` and friends → `docker.io`,
+/// `http://host:port/path` → `host:port`.
 fn server_of(arg: Option<&str>) -> String {
     match arg {
         None => "docker.io".into(),
         Some(s) => {
             let s = s.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
-            if s == "index.docker.io/v1" || s == "registry-1.docker.io" || s == "index.docker.io" {
+            let host = s.split('/').next().unwrap_or(s);
+            if matches!(host, "index.docker.io" | "registry-1.docker.io" | "docker.io") {
                 "docker.io".into()
             } else {
-                s.split('/').next().unwrap_or(s).to_string()
+                host.to_string()
             }
         }
     }
 }
 
-/// `login`
+/// `login [-u USER] [-p PASS | --password-stdin] [SERVER]`: check the
+/// credentials against `SERVER/v2/`, then store them (config file, 0600).
 pub fn login(a: LoginArgs) -> Result<()> {
-    let server = server_of(a.server.as_deref());
+    let registry = server_of(a.server.as_deref());
     let mut cfg = RegistryConfig::load()?;
-    let user = match a.username {
-        Some(u) => u,
-        None => bail!("Must provide --username with --password-stdin or a password"),
+    if a.password_stdin && a.password.is_some() {
+        bail!("--password and --password-stdin are mutually exclusive");
+    }
+    let Some(user) = a.username else {
+        if a.password_stdin {
+            bail!("Must provide --username with --password-stdin");
+        }
+        bail!("Error: Cannot perform an interactive login from a non TTY device");
     };
     let password = if a.password_stdin {
-        if a.password.is_some() {
-            bail!("--password and --password-stdin are mutually exclusive");
-        }
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         line.trim_end_matches(['\n', '\r']).to_string()
@@ -139,28 +155,32 @@ pub fn login(a: LoginArgs) -> Result<()> {
                 p
             }
             None if std::io::stdin().is_terminal() => {
-                bail!("Error: Cannot perform an interactive login from a non TTY device")
+                bail!("Error: interactive password prompts are not supported; use --password-stdin")
             }
-            None => bail!("Must provide --password or --password-stdin"),
+            None => bail!("Error: Cannot perform an interactive login from a non TTY device"),
         }
     };
-    let probe = Reference::parse(&format!("{server}/strata-login-probe"))
-        .unwrap_or_else(|_| Reference::with_tag("strata-login-probe", "latest"));
-    let (registry, _) = probe.registry_and_path();
-    let c = Client::for_repo(&registry, "strata-login-probe", &cfg, false, None).with_credentials(&user, &password);
-    c.ping()
-        .map_err(|e| anyhow!("Error response from daemon: login attempt to {}/v2/ failed with status: {e}", c.base))?;
+    if password.is_empty() {
+        bail!("Error: Password Required");
+    }
+    let c = Client::for_repo(&registry, "", &cfg, false, None).with_credentials(&user, &password);
+    match c.ping().map_err(|e| anyhow!("Error response from daemon: {e}"))? {
+        None => {}
+        Some(status) => {
+            bail!("Error response from daemon: login attempt to {}/v2/ failed with status: {status}", c.base)
+        }
+    }
     cfg.set_credentials(&registry, &user, &password);
     cfg.save()?;
     println!("Login Succeeded");
     Ok(())
 }
 
-/// `logout`
+/// `logout [SERVER]`
 pub fn logout(a: LogoutArgs) -> Result<()> {
     let server = server_of(a.server.as_deref());
     let mut cfg = RegistryConfig::load()?;
-    if cfg.auths.remove(&server).is_none() {
+    if !cfg.remove_credentials(&server) {
         println!("Not logged in to {server}");
         return Ok(());
     }
@@ -169,24 +189,43 @@ pub fn logout(a: LogoutArgs) -> Result<()> {
     Ok(())
 }
 
-/// `search`, through `/v2/_catalog` (registries other than Docker Hub).
+/// `search [--limit N] [--no-trunc] [--filter F] [--format T] [REGISTRY/]TERM`
 pub fn search(a: SearchArgs) -> Result<()> {
     let cfg = RegistryConfig::load()?;
-    let (registry, term) = match a.term.split_once('/') {
-        Some((r, t)) if r.contains('.') || r.contains(':') || r == "localhost" => (r.to_string(), t.to_string()),
-        _ => ("docker.io".to_string(), a.term.clone()),
-    };
-    let mut rows = Vec::new();
-    if registry == "docker.io" {
-        bail!("Error response from daemon: searching Docker Hub needs its v1 search API, which strata does not implement; name a registry: strata search REGISTRY/TERM");
+    let (registry, term) = search::split_term(&a.term);
+    let mut stars = 0u64;
+    let mut official = None;
+    let mut automated = None;
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("stars", n)) => stars = n.parse().map_err(|_| anyhow!("invalid filter 'stars={n}'"))?,
+            Some(("is-official", v)) => official = Some(v == "true"),
+            Some(("is-automated", v)) => automated = Some(v == "true"),
+            _ => bail!("Error response from daemon: invalid filter '{f}'"),
+        }
     }
-    let c = Client::for_repo(&registry, "", &cfg, false, None);
-    let repos = c.catalog(1000).map_err(|e| anyhow!("Error response from daemon: {e}"))?;
-    for r in repos.into_iter().filter(|r| r.contains(&term)).take(a.limit) {
-        rows.push(json!({"Name": format!("{registry}/{r}"), "Description": "", "StarCount": "0", "IsOfficial": "", "IsAutomated": ""}));
-    }
-    let mut p = Printer::stdout();
-    p.render(
+    let found =
+        search::search(&cfg, &registry, &term, a.limit).map_err(|e| anyhow!("Error response from daemon: {e}"))?;
+    let rows: Vec<serde_json::Value> = found
+        .into_iter()
+        .filter(|r| r.star_count >= stars)
+        .filter(|r| official.is_none_or(|o| o == r.is_official))
+        .filter(|r| automated.is_none_or(|o| o == r.is_automated))
+        .map(|r| {
+            let mut d = r.description.replace('\n', " ");
+            if !a.no_trunc && d.chars().count() > 45 {
+                d = d.chars().take(44).collect::<String>() + "…";
+            }
+            json!({
+                "Name": r.name,
+                "Description": d,
+                "StarCount": r.star_count.to_string(),
+                "IsOfficial": if r.is_official { "[OK]" } else { "" },
+                "IsAutomated": if r.is_automated { "[OK]" } else { "" },
+            })
+        })
+        .collect();
+    Printer::stdout().render(
         &Table {
             format: a.format.as_deref(),
             default: "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}",

@@ -126,12 +126,14 @@ impl Client {
 
     /// A client for `registry`/`repo`; `endpoint` overrides the URL (mirrors).
     pub fn for_repo(registry: &str, repo: &str, cfg: &RegistryConfig, push: bool, endpoint: Option<&str>) -> Client {
+        let t = cfg.timeout();
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(15)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            .timeout_send_request(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(t))
+            .timeout_recv_response(Some(t))
+            .timeout_per_read(Some(t))
+            .timeout_per_write(Some(t))
             .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
             .build();
         let host = if registry == "docker.io" { "registry-1.docker.io" } else { registry };
@@ -166,8 +168,14 @@ impl Client {
 
     /// Also ask for pull access to `repo` (before a cross-repository mount).
     pub fn add_pull_scope(&self, repo: &str) {
+        self.add_scope(&format!("repository:{repo}:pull"));
+    }
+
+    /// Also ask the token server for `scope` (`registry:catalog:*`…);
+    /// the current token is dropped so the next request fetches a new one.
+    pub fn add_scope(&self, scope: &str) {
         let mut s = self.extra_scopes.lock().unwrap_or_else(|e| e.into_inner());
-        let scope = format!("repository:{repo}:pull");
+        let scope = scope.to_string();
         if !s.contains(&scope) {
             s.push(scope);
             *self.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -240,7 +248,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let same_host = url.starts_with(&self.base);
+            let same_host = origin(&url) == origin(&self.base);
             let r = match self.raw(method, &url, headers, &body, same_host) {
                 Ok(r) => r,
                 Err(e) => {
@@ -248,7 +256,7 @@ impl Client {
                         backoff(attempt, None);
                         continue;
                     }
-                    return Err(Error::Registry(transport_text(&url, &e)));
+                    return Err(Error::Registry(transport_text(method, &url, &e)));
                 }
             };
             match r.status {
@@ -300,7 +308,9 @@ impl Client {
         if let Some((_, s)) = p.iter().find(|(k, _)| k == "service") {
             q.push(format!("service={}", urlencode(s)));
         }
-        q.push(format!("scope={}", urlencode(&format!("repository:{}:{}", self.repo, self.actions))));
+        if !self.repo.is_empty() {
+            q.push(format!("scope={}", urlencode(&format!("repository:{}:{}", self.repo, self.actions))));
+        }
         for s in self.extra_scopes.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             q.push(format!("scope={}", urlencode(s)));
         }
@@ -314,7 +324,7 @@ impl Client {
             );
         }
         let req = b.body(()).map_err(|e| Error::Registry(format!("token request: {e}")))?;
-        let resp = self.agent.run(req).map_err(|e| Error::Registry(transport_text(&realm, &e)))?;
+        let resp = self.agent.run(req).map_err(|e| Error::Registry(transport_text("GET", &realm, &e)))?;
         let status = resp.status().as_u16();
         let mut body = Vec::new();
         resp.into_body()
@@ -341,15 +351,18 @@ impl Client {
         Ok(())
     }
 
-    /// Check the registry answers and the credentials work (`login`).
-    pub fn ping(&self) -> Result<()> {
+    /// Check that the registry answers `/v2/` and accepts the credentials
+    /// (`login`). `Ok(None)` when it does; `Ok(Some("401 Unauthorized"))`
+    /// (the status as Docker quotes it) when it answers otherwise; `Err`
+    /// for transport failures and token-server refusals.
+    pub fn ping(&self) -> Result<Option<String>> {
         let url = format!("{}/v2/", self.base);
         let r = self.send("GET", &url, &[], Body::Empty)?;
         match r.status {
-            200 => Ok(()),
+            200 => Ok(None),
             s => {
-                let b = r.bytes(1 << 16).unwrap_or_default();
-                Err(Error::Registry(error_text(s, &b)))
+                let reason = ureq::http::StatusCode::from_u16(s).ok().and_then(|c| c.canonical_reason()).unwrap_or("");
+                Ok(Some(format!("{s} {reason}").trim_end().to_string()))
             }
         }
     }
@@ -555,6 +568,7 @@ impl Client {
 
     /// Repositories of the registry (`/v2/_catalog`).
     pub fn catalog(&self, n: usize) -> Result<Vec<String>> {
+        self.add_scope("registry:catalog:*");
         let url = format!("{}/v2/_catalog?n={n}", self.base);
         let r = self.send("GET", &url, &[], Body::Empty)?;
         if r.status != 200 {
@@ -576,10 +590,32 @@ fn backoff(attempt: u32, retry_after: Option<u64>) {
     std::thread::sleep(Duration::from_millis(ms));
 }
 
-fn transport_text(url: &str, e: &ureq::Error) -> String {
+/// A transport failure worded as Go's net/http does: `Get "URL": …`.
+fn transport_text(method: &str, url: &str, e: &ureq::Error) -> String {
+    let mut m = method.to_ascii_lowercase();
+    if let Some(f) = m.get_mut(0..1) {
+        f.make_ascii_uppercase();
+    }
     match e {
-        ureq::Error::Timeout(t) => format!("Get {url:?}: timeout ({t})"),
-        e => format!("Get {url:?}: {e}"),
+        ureq::Error::Timeout(t) => format!("{m} {url:?}: timeout ({t})"),
+        e => format!("{m} {url:?}: {e}"),
+    }
+}
+
+/// `scheme://host[:port]` of a URL, lower-cased, with the default port
+/// made explicit: what must match before credentials are sent.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let scheme = scheme.to_ascii_lowercase();
+    let hostport = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = hostport.rsplit_once('@').map(|(_, h)| h).unwrap_or(hostport).to_ascii_lowercase();
+    let has_port =
+        hostport.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if has_port {
+        format!("{scheme}://{hostport}")
+    } else {
+        let port = if scheme == "https" { 443 } else { 80 };
+        format!("{scheme}://{hostport}:{port}")
     }
 }
 
@@ -608,7 +644,8 @@ fn parse_challenge(s: &str) -> Vec<(String, String)> {
     out
 }
 
-fn urlencode(s: &str) -> String {
+/// Percent-encode everything but RFC 3986 unreserved characters.
+pub fn urlencode(s: &str) -> String {
     let mut o = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

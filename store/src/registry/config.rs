@@ -7,11 +7,15 @@
 //!  "insecure-registries": ["myregistry:5000"],
 //!  "auths": {"127.0.0.1:5000": {"auth": "<base64 user:password>"}}}
 //! ```
+//!
+//! `STRATA_REGISTRY_TIMEOUT` (seconds, default 30) bounds every network
+//! wait: connecting, and each read or write that makes no progress.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -37,7 +41,14 @@ pub struct RegistryConfig {
     /// Credentials by registry host.
     #[serde(default)]
     pub auths: BTreeMap<String, AuthEntry>,
+    /// How long any network wait may last without progress (not stored
+    /// in the file: `STRATA_REGISTRY_TIMEOUT`, see [`RegistryConfig::load`]).
+    #[serde(skip)]
+    pub timeout: Option<Duration>,
 }
+
+/// Default for [`RegistryConfig::timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl RegistryConfig {
     /// Where the file is.
@@ -52,14 +63,29 @@ impl RegistryConfig {
         base.join("strata").join("config.json")
     }
 
-    /// Load (missing file = defaults).
+    /// Load the file at [`RegistryConfig::path`] (missing file = defaults)
+    /// and take the timeout from `STRATA_REGISTRY_TIMEOUT` (whole or
+    /// fractional seconds; unset or unparsable = [`DEFAULT_TIMEOUT`]).
     pub fn load() -> Result<RegistryConfig> {
         let p = Self::path();
-        match std::fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json { what: p.display().to_string(), source }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RegistryConfig::default()),
-            Err(e) => Err(e).at("read", &p),
-        }
+        let mut cfg: RegistryConfig = match std::fs::read(&p) {
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|source| Error::Json { what: p.display().to_string(), source })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RegistryConfig::default(),
+            Err(e) => return Err(e).at("read", &p),
+        };
+        cfg.timeout = std::env::var("STRATA_REGISTRY_TIMEOUT")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64);
+        Ok(cfg)
+    }
+
+    /// The timeout in force.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
     }
 
     /// Write atomically, readable by the owner only.
@@ -82,6 +108,11 @@ impl RegistryConfig {
         }
         std::fs::rename(&tmp, &p).at("rename into place", &p)?;
         crate::fsutil::sync_dir(dir)
+    }
+
+    /// Forget the credentials of `registry`; true if there were any.
+    pub fn remove_credentials(&mut self, registry: &str) -> bool {
+        self.auths.remove(registry).is_some()
     }
 
     /// Stored (user, password) for a registry.

@@ -1,11 +1,13 @@
 //! The OCI distribution API: a client with token and basic auth, retries
 //! and redirects ([`client`]), pull ([`pull`]) and push ([`push`]) against
-//! the store, and the user's registry configuration ([`config`]).
+//! the store, search ([`search`]) and the user's registry configuration
+//! ([`config`]).
 
 pub mod client;
 pub mod config;
 pub mod pull;
 pub mod push;
+pub mod search;
 
 pub use client::{Client, RegistryError};
 pub use config::RegistryConfig;

@@ -47,8 +47,20 @@ pub enum PullEvent {
     Note(String),
     /// `Digest: …`
     Digest(Digest),
-    /// `Status: …`
-    Status(String),
+}
+
+/// What a pull did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pulled {
+    /// The image ID (digest of its config).
+    pub id: Digest,
+    /// The digest of the manifest named by the reference (the index's
+    /// digest when the reference named an index).
+    pub digest: Digest,
+    /// Whether the reference was created or moved (Docker's "Downloaded
+    /// newer image"); false when it already named this image ("Image is up
+    /// to date").
+    pub updated: bool,
 }
 
 #[derive(Deserialize, Clone)]
@@ -100,14 +112,21 @@ pub fn platform_of(arg: Option<&str>) -> (String, String, Option<String>) {
     }
 }
 
-/// Pull `r` (tag or digest) into the store. Returns the image ID.
+/// Pull `r` (tag or digest; a reference without either means `latest`)
+/// into the store and point `r` (and `repo@digest`) at the image.
+///
+/// The caller holds the store's exclusive lock for the whole pull. Every
+/// blob is verified against its digest (and layers against their diff-id)
+/// before it is used; on any error nothing new is referenced, and
+/// verified downloads stay in `<root>/downloads/` for the next attempt.
+/// For docker.io the configured mirrors are tried first.
 pub fn pull(
     store: &Store,
     r: &Reference,
     cfg: &RegistryConfig,
     platform: Option<&str>,
     events: &mut dyn FnMut(PullEvent),
-) -> Result<Digest> {
+) -> Result<Pulled> {
     let (registry, _) = r.registry_and_path();
     let mut last_err = None;
     if registry == "docker.io" {
@@ -124,8 +143,12 @@ pub fn pull(
         }
     }
     let c = Client::new(r, cfg, false);
-    let _ = last_err;
-    pull_with(store, &c, r, platform, events)
+    match pull_with(store, &c, r, platform, events) {
+        Err(e) if last_err.is_some() && matches!(e, Error::Registry(_)) => {
+            Err(Error::Registry(format!("{e} (mirrors failed too)")))
+        }
+        res => res,
+    }
 }
 
 fn pull_with(
@@ -134,7 +157,7 @@ fn pull_with(
     r: &Reference,
     platform: Option<&str>,
     events: &mut dyn FnMut(PullEvent),
-) -> Result<Digest> {
+) -> Result<Pulled> {
     let reference = match (&r.digest, &r.tag) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.clone(),
@@ -142,8 +165,8 @@ fn pull_with(
     };
     let shown = r.to_string();
     let head = if r.digest.is_some() { shown.clone() } else { reference.clone() };
-    events(PullEvent::PullingFrom(head, c.repo.clone()));
     let (mut bytes, mut mt, top_digest) = c.manifest(&reference, &shown)?;
+    events(PullEvent::PullingFrom(head, c.repo.clone()));
     if mt == media::DOCKER_LIST || mt == media::OCI_INDEX {
         let idx: Index = serde_json::from_slice(&bytes)
             .map_err(|source| Error::Json { what: format!("index of {shown}"), source })?;
@@ -189,9 +212,6 @@ fn pull_with(
         )));
     }
     let image_id = got;
-    let existed = store.imagedb().exists(&image_id);
-
-    // Which layers are missing.
     let layers = store.layers();
     let mut chains = Vec::new();
     let mut parent: Option<Digest> = None;
@@ -200,63 +220,37 @@ fn pull_with(
         chains.push(ch.clone());
         parent = Some(ch);
     }
+
+    // As Docker: an image the store has already needs no layer work (and
+    // no per-layer lines).
     let mut missing = Vec::new();
-    for (i, l) in m.layers.iter().enumerate() {
-        let id = l.digest.hex()[..12].to_string();
-        if layers.get(&chains[i])?.is_some() {
-            events(PullEvent::Layer { id, status: "Already exists", progress: None });
-        } else {
-            events(PullEvent::Layer { id, status: "Pulling fs layer", progress: None });
-            missing.push(i);
+    if !store.imagedb().exists(&image_id) {
+        for (i, l) in m.layers.iter().enumerate() {
+            let id = short(&l.digest);
+            if layers.get(&chains[i])?.is_some() {
+                events(PullEvent::Layer { id, status: "Already exists", progress: None });
+            } else {
+                events(PullEvent::Layer { id, status: "Pulling fs layer", progress: None });
+                missing.push(i);
+            }
         }
     }
 
-    // Download missing blobs (bounded parallelism), verified into downloads/.
     let dl_dir = store.root().join("downloads").join("sha256");
     fs::create_dir_all(&dl_dir).map_err(|source| Error::Io { op: "create", path: dl_dir.clone(), source })?;
-    let (tx, rx) = mpsc::channel::<(usize, PullEvent)>();
-    let queue = std::sync::Mutex::new(missing.clone().into_iter());
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let mut handles = Vec::new();
-        for _ in 0..PARALLEL.min(missing.len().max(1)) {
-            let tx = tx.clone();
-            let queue = &queue;
-            let dl_dir = &dl_dir;
-            let layers_desc = &m.layers;
-            handles.push(s.spawn(move || -> Result<()> {
-                loop {
-                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                    let Some(i) = next else { return Ok(()) };
-                    let d = &layers_desc[i];
-                    download(c, d, dl_dir, &mut |ev| {
-                        let _ = tx.send((i, ev));
-                    })?;
-                }
-            }));
-        }
-        drop(tx);
-        for (_, ev) in rx.iter() {
-            events(ev);
-        }
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Registry("download thread panicked".into()))))
-            .collect()
-    });
-    for r in results {
-        r?;
-    }
+    remove_partial_downloads(&dl_dir);
+    download_all(c, &m.layers, &missing, &dl_dir, events)?;
 
-    // Apply in order.
+    // Apply in order; each layer is checked against its diff-id as it goes.
     for &i in &missing {
         let d = &m.layers[i];
-        let id = d.digest.hex()[..12].to_string();
-        let path = dl_dir.join(d.digest.hex());
-        events(PullEvent::Layer { id: id.clone(), status: "Extracting", progress: None });
-        let f = fs::File::open(&path).map_err(|source| Error::Io { op: "open", path: path.clone(), source })?;
-        let mut tar = decompress(f).map_err(|e| Error::Registry(format!("layer {}: {e}", d.digest)))?;
-        let parent = if i == 0 { None } else { Some(&chains[i - 1]) };
+        let id = short(&d.digest);
         if layers.get(&chains[i])?.is_none() {
+            let path = dl_dir.join(d.digest.hex());
+            events(PullEvent::Layer { id: id.clone(), status: "Extracting", progress: None });
+            let f = fs::File::open(&path).map_err(|source| Error::Io { op: "open", path: path.clone(), source })?;
+            let mut tar = decompress(f).map_err(|e| Error::Registry(format!("layer {}: {e}", d.digest)))?;
+            let parent = if i == 0 { None } else { Some(&chains[i - 1]) };
             layers.register(parent, &mut tar, Some(&parsed.rootfs.diff_ids[i]))?;
         }
         events(PullEvent::Layer { id, status: "Pull complete", progress: None });
@@ -272,6 +266,8 @@ fn pull_with(
         };
         layers.add_source(&chains[i], src)?;
     }
+
+    // The image, then its metadata, then the references.
     let repo_digest = format!("{}@{}", r.repo, top_digest);
     let meta = ImageMeta {
         added: crate::config::format_time(chrono::Utc::now()),
@@ -279,39 +275,107 @@ fn pull_with(
         repo_digests: vec![repo_digest.clone()],
     };
     store.add_image(&config, meta)?;
-    if existed {
-        let mut meta = store.imagedb().get(&image_id)?.unwrap_or_default();
-        if !meta.repo_digests.contains(&repo_digest) {
-            meta.repo_digests.push(repo_digest);
-            store.imagedb().put(&image_id, &meta)?;
-        }
+    let mut meta = store.imagedb().get(&image_id)?.unwrap_or_default();
+    if !meta.repo_digests.contains(&repo_digest) {
+        meta.repo_digests.push(repo_digest);
+        store.imagedb().put(&image_id, &meta)?;
     }
     let mut repos = store.repositories()?;
     let digest_ref = Reference { repo: r.repo.clone(), tag: None, digest: Some(top_digest.clone()) };
-    let mut up_to_date = existed && missing.is_empty() && repos.get(&digest_ref) == Some(&image_id);
+    let requested = if r.digest.is_some() {
+        digest_ref.clone()
+    } else {
+        Reference { repo: r.repo.clone(), tag: Some(reference.clone()), digest: None }
+    };
+    let updated = repos.get(&requested) != Some(&image_id);
     repos.set(&digest_ref, &image_id);
-    if r.digest.is_none() {
-        let tagged = Reference { repo: r.repo.clone(), tag: Some(reference.clone()), digest: None };
-        up_to_date &= repos.get(&tagged) == Some(&image_id);
-        repos.set(&tagged, &image_id);
-    }
+    repos.set(&requested, &image_id);
     repos.save()?;
     for &i in &missing {
         let _ = fs::remove_file(dl_dir.join(m.layers[i].digest.hex()));
     }
-    events(PullEvent::Digest(top_digest));
-    let status = if up_to_date {
-        format!("Image is up to date for {shown}")
-    } else {
-        format!("Downloaded newer image for {shown}")
-    };
-    events(PullEvent::Status(status));
-    Ok(image_id)
+    events(PullEvent::Digest(top_digest.clone()));
+    Ok(Pulled { id: image_id, digest: top_digest, updated })
 }
 
-/// Fetch one blob into `dir/<hex>` unless a verified copy is there already.
+/// Docker's short ID of a blob: 12 hex digits.
+fn short(d: &Digest) -> String {
+    d.hex()[..12].to_string()
+}
+
+/// Remove `.tmp-*` files of downloads that were cut off (a killed pull).
+/// Safe because the caller holds the store's exclusive lock: no other
+/// pull is writing here.
+fn remove_partial_downloads(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Download the layers `which` of `descs` into `dir`, at most
+/// [`PARALLEL`] at a time, forwarding progress events in arrival order.
+/// Returns the first error once every worker has stopped.
+fn download_all(
+    c: &Client,
+    descs: &[Descriptor],
+    which: &[usize],
+    dir: &Path,
+    events: &mut dyn FnMut(PullEvent),
+) -> Result<()> {
+    if which.is_empty() {
+        return Ok(());
+    }
+    let (tx, rx) = mpsc::channel::<PullEvent>();
+    let queue = std::sync::Mutex::new(which.to_vec().into_iter());
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for _ in 0..PARALLEL.min(which.len()) {
+            let tx = tx.clone();
+            let (queue, failed) = (&queue, &failed);
+            handles.push(s.spawn(move || -> Result<()> {
+                loop {
+                    // After a failure, start nothing new.
+                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some(i) = next else { return Ok(()) };
+                    let r = download(c, &descs[i], dir, &mut |ev| {
+                        let _ = tx.send(ev);
+                    });
+                    if r.is_err() {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        return r;
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        for ev in rx.iter() {
+            events(ev);
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Registry("download thread panicked".into()))))
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+/// Attempts per blob for failures that may pass (cut connections).
+const DOWNLOAD_ATTEMPTS: u32 = 3;
+
+/// Fetch one blob into `dir/<hex>` unless a verified copy is there
+/// already. The file appears (by rename) only once its size and digest
+/// match the descriptor. Transport failures are retried; a digest
+/// mismatch or an oversized blob is not.
 fn download(c: &Client, d: &Descriptor, dir: &Path, events: &mut dyn FnMut(PullEvent)) -> Result<()> {
-    let id = d.digest.hex()[..12].to_string();
+    let id = short(&d.digest);
     let dest = dir.join(d.digest.hex());
     if dest.is_file() {
         // Verified before it was renamed into place.
@@ -321,10 +385,46 @@ fn download(c: &Client, d: &Descriptor, dir: &Path, events: &mut dyn FnMut(PullE
     if d.media_type == media::DOCKER_FOREIGN || d.media_type.contains("nondistributable") {
         events(PullEvent::Note(format!("{id}: foreign layer (urls {:?}): fetching it from the registry", d.urls)));
     }
-    let resp = c.blob(&d.digest)?;
-    let total = resp.length.unwrap_or(d.size);
     let tmp: PathBuf = dir.join(format!(".tmp-{}-{}", d.digest.hex(), std::process::id()));
-    let mut f = fs::File::create(&tmp).map_err(|source| Error::Io { op: "create", path: tmp.clone(), source })?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let r = fetch(c, d, &tmp, &id, events);
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        match r {
+            Ok(()) => break,
+            Err(Fetch::Retry(e)) if attempt < DOWNLOAD_ATTEMPTS => {
+                tracing::debug!("retrying {}: {e}", d.digest);
+                std::thread::sleep(std::time::Duration::from_millis(500 << attempt));
+            }
+            Err(Fetch::Retry(e) | Fetch::Fatal(e)) => return Err(e),
+        }
+    }
+    fs::rename(&tmp, &dest).map_err(|source| Error::Io { op: "rename", path: dest.clone(), source })?;
+    events(PullEvent::Layer { id, status: "Download complete", progress: None });
+    Ok(())
+}
+
+/// A failed fetch: worth another try or not.
+enum Fetch {
+    Retry(Error),
+    Fatal(Error),
+}
+
+/// One attempt at `d` into `tmp`, verified and fsynced.
+fn fetch(
+    c: &Client,
+    d: &Descriptor,
+    tmp: &Path,
+    id: &str,
+    events: &mut dyn FnMut(PullEvent),
+) -> std::result::Result<(), Fetch> {
+    let resp = c.blob(&d.digest).map_err(Fetch::Fatal)?;
+    let total = if d.size > 0 { d.size } else { resp.length.unwrap_or(0) };
+    let io = |op: &'static str| move |source| Fetch::Fatal(Error::Io { op, path: tmp.to_path_buf(), source });
+    let mut f = fs::File::create(tmp).map_err(io("create"))?;
     let mut r = DigestReader::new(resp.into_reader());
     let mut buf = vec![0u8; 256 << 10];
     let mut done = 0u64;
@@ -333,40 +433,33 @@ fn download(c: &Client, d: &Descriptor, dir: &Path, events: &mut dyn FnMut(PullE
         let n = match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(Error::Registry(format!("downloading {}: {e}", d.digest)));
-            }
+            Err(e) => return Err(Fetch::Retry(Error::Registry(format!("downloading {}: {e}", d.digest)))),
         };
-        f.write_all(&buf[..n]).map_err(|source| Error::Io { op: "write", path: tmp.clone(), source })?;
+        f.write_all(&buf[..n]).map_err(io("write"))?;
         done += n as u64;
         if d.size > 0 && done > d.size {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::Registry(format!(
+            return Err(Fetch::Fatal(Error::Registry(format!(
                 "blob {} is larger than its descriptor says ({} bytes)",
                 d.digest, d.size
-            )));
+            ))));
         }
         if done - last_report >= 512 << 10 || done == total {
-            events(PullEvent::Layer { id: id.clone(), status: "Downloading", progress: Some((done, total)) });
+            events(PullEvent::Layer { id: id.to_string(), status: "Downloading", progress: Some((done, total)) });
             last_report = done;
         }
     }
-    events(PullEvent::Layer { id: id.clone(), status: "Verifying Checksum", progress: None });
-    let (got, n) = r.finish().map_err(|e| Error::Registry(format!("downloading {}: {e}", d.digest)))?;
-    if got != d.digest || (d.size > 0 && n != d.size) {
-        let _ = fs::remove_file(&tmp);
-        if got != d.digest {
-            return Err(Error::DigestMismatch {
-                what: format!("layer {}", d.digest),
-                expected: d.digest.to_string(),
-                actual: got.to_string(),
-            });
-        }
-        return Err(Error::Registry(format!("blob {} truncated: {n} of {} bytes", d.digest, d.size)));
+    events(PullEvent::Layer { id: id.to_string(), status: "Verifying Checksum", progress: None });
+    let (got, n) = r.finish().map_err(|e| Fetch::Retry(Error::Registry(format!("downloading {}: {e}", d.digest))))?;
+    if d.size > 0 && n != d.size {
+        return Err(Fetch::Retry(Error::Registry(format!("blob {} truncated: got {n} of {} bytes", d.digest, d.size))));
     }
-    f.sync_all().map_err(|source| Error::Io { op: "fsync", path: tmp.clone(), source })?;
-    fs::rename(&tmp, &dest).map_err(|source| Error::Io { op: "rename", path: dest.clone(), source })?;
-    events(PullEvent::Layer { id, status: "Download complete", progress: None });
+    if got != d.digest {
+        return Err(Fetch::Fatal(Error::DigestMismatch {
+            what: format!("layer {}", d.digest),
+            expected: d.digest.to_string(),
+            actual: got.to_string(),
+        }));
+    }
+    f.sync_all().map_err(io("fsync"))?;
     Ok(())
 }

@@ -71,10 +71,17 @@ pub fn push(
     for ch in &chain {
         let layer = layers.require(ch)?;
         let short = layer.diff_id.hex()[..12].to_string();
-        let known = layers.sources(ch);
+        // Compressed forms this registry may already have, usable in a
+        // schema 2 manifest.
+        let known: Vec<BlobSource> = layers
+            .sources(ch)
+            .into_iter()
+            .filter(|s| s.registry == c.registry)
+            .filter_map(|s| docker_layer_type(&s.media_type).map(|mt| BlobSource { media_type: mt.into(), ..s }))
+            .collect();
         // Already in this repository?
         let mut done = None;
-        for s in known.iter().filter(|s| s.registry == c.registry) {
+        for s in &known {
             if c.has_blob(&s.digest)? {
                 events(PushEvent::Layer { id: short.clone(), status: "Layer already exists".into(), progress: None });
                 done = Some(s.clone());
@@ -82,7 +89,7 @@ pub fn push(
             }
         }
         if done.is_none() {
-            for s in known.iter().filter(|s| s.registry == c.registry && s.repo != c.repo) {
+            for s in known.iter().filter(|s| s.repo != c.repo) {
                 if c.mount_blob(&s.digest, &s.repo)? {
                     events(PushEvent::Layer {
                         id: short.clone(),
@@ -149,12 +156,7 @@ pub fn push(
         };
         let mine = BlobSource { registry: c.registry.clone(), repo: c.repo.clone(), ..src.clone() };
         layers.add_source(ch, mine)?;
-        let mt = if src.media_type.is_empty() || src.media_type.contains("oci") {
-            media::DOCKER_LAYER_GZIP.to_string()
-        } else {
-            src.media_type.clone()
-        };
-        descriptors.push(json!({"mediaType": mt, "size": src.size, "digest": src.digest.to_string()}));
+        descriptors.push(json!({"mediaType": src.media_type, "size": src.size, "digest": src.digest.to_string()}));
     }
     if !c.has_blob(id)? {
         let mut r = std::io::Cursor::new(image.raw.clone());
@@ -166,8 +168,7 @@ pub fn push(
         "config": {"mediaType": media::DOCKER_CONFIG, "size": image.raw.len(), "digest": id.to_string()},
         "layers": descriptors,
     });
-    let bytes =
-        serde_json::to_vec_pretty(&manifest).map_err(|source| Error::Json { what: "manifest".into(), source })?;
+    let bytes = docker_json(&manifest)?;
     let digest = c.put_manifest(&tag, &bytes, media::DOCKER_MANIFEST)?;
     let mut repos = store.repositories()?;
     repos.set(&Reference { repo: r.repo.clone(), tag: None, digest: Some(digest.clone()) }, id);
@@ -180,4 +181,26 @@ pub fn push(
     }
     events(PushEvent::Digest { tag, digest: digest.clone(), size: bytes.len() });
     Ok(digest)
+}
+
+/// The schema 2 media type for a blob of media type `mt`, if a schema 2
+/// manifest can name it (gzip or uncompressed tar, Docker or OCI names).
+fn docker_layer_type(mt: &str) -> Option<&'static str> {
+    match mt {
+        media::DOCKER_LAYER_GZIP | "application/vnd.oci.image.layer.v1.tar+gzip" => Some(media::DOCKER_LAYER_GZIP),
+        "application/vnd.docker.image.rootfs.diff.tar" | "application/vnd.oci.image.layer.v1.tar" => {
+            Some("application/vnd.docker.image.rootfs.diff.tar")
+        }
+        _ => None,
+    }
+}
+
+/// JSON as Docker writes manifests (Go's `json.MarshalIndent(v, "", "   ")`).
+fn docker_json(v: &serde_json::Value) -> Result<Vec<u8>> {
+    use serde::Serialize;
+    let mut out = Vec::new();
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"   "));
+    v.serialize(&mut ser).map_err(|source| Error::Json { what: "manifest".into(), source })?;
+    Ok(out)
 }
