@@ -204,7 +204,11 @@ impl Tool for Strata {
 
     fn save(&self, _: &Archive, out: &Path) -> Command {
         let mut c = Command::new(&self.bin);
-        c.arg("--root").arg(&self.root).args(["--storage-driver", "fuse-overlay", "save", "-o"]).arg(out).arg(IMAGE_REF);
+        c.arg("--root")
+            .arg(&self.root)
+            .args(["--storage-driver", "fuse-overlay", "save", "-o"])
+            .arg(out)
+            .arg(IMAGE_REF);
         c
     }
 
@@ -221,11 +225,14 @@ struct Podman {
 impl Podman {
     fn base(&self) -> Command {
         let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(&self.root)
-            .arg("--runroot")
-            .arg(&self.runroot)
-            .args(["--storage-driver", "overlay", "--events-backend", "none", "--cgroup-manager", "cgroupfs"]);
+        c.arg("--root").arg(&self.root).arg("--runroot").arg(&self.runroot).args([
+            "--storage-driver",
+            "overlay",
+            "--events-backend",
+            "none",
+            "--cgroup-manager",
+            "cgroupfs",
+        ]);
         c
     }
 }
@@ -248,10 +255,21 @@ impl Tool for Podman {
     }
 }
 
-/// Median `load` then median `save` times of `tool`, `reps` each, starting from an empty store each load.
-fn load_save(tool: &dyn Tool, a: &Archive, out: &Path, reps: usize) -> (Result<f64, String>, Result<f64, String>) {
+/// Median `load` then median `save` times of `tool`, `reps` each (fewer past
+/// `budget`), starting from an empty store each load.
+fn load_save(
+    tool: &dyn Tool,
+    a: &Archive,
+    out: &Path,
+    reps: usize,
+    budget: Duration,
+) -> (Result<f64, String>, Result<f64, String>) {
     let mut loads = Vec::new();
-    for _ in 0..reps {
+    let started = Instant::now();
+    for rep in 0..reps {
+        if rep > 0 && started.elapsed() > budget {
+            break;
+        }
         tool.root().iter().for_each(|r| clean(r));
         match run_timed(&mut tool.load(a)) {
             Ok(d) => loads.push(d),
@@ -259,7 +277,11 @@ fn load_save(tool: &dyn Tool, a: &Archive, out: &Path, reps: usize) -> (Result<f
         }
     }
     let mut saves = Vec::new();
-    for _ in 0..reps {
+    let started = Instant::now();
+    for rep in 0..reps {
+        if rep > 0 && started.elapsed() > budget {
+            break;
+        }
         let _ = fs::remove_file(out);
         match run_timed(&mut tool.save(a, out)) {
             Ok(d) => saves.push(d),
@@ -304,10 +326,12 @@ pub fn run(s: &Settings, tree: &RootTree, want: &dyn Fn(&str) -> bool) -> Vec<Pa
     let out = work.join("saved.tar");
     let _ = fs::create_dir_all(&work);
     if want("image.load") || want("image.save") {
+        // Several seconds each: one repetition in quick runs.
+        let reps = if s.quick { 1 } else { s.reps };
         let bin = strata_bin();
         let strata = if bin.exists() {
             let st = Strata { bin, root: work.join("strata-root") };
-            let (l, sv) = load_save(&st, &a, &out, s.reps);
+            let (l, sv) = load_save(&st, &a, &out, reps, s.budget);
             eprintln!("done: strata load/save");
             (l, sv)
         } else {
@@ -316,7 +340,7 @@ pub fn run(s: &Settings, tree: &RootTree, want: &dyn Fn(&str) -> bool) -> Vec<Pa
         };
         let podman = if which("podman") {
             let p = Podman { root: work.join("podman-root"), runroot: work.join("podman-run") };
-            let (l, sv) = load_save(&p, &a, &out, s.reps);
+            let (l, sv) = load_save(&p, &a, &out, reps, s.budget);
             eprintln!("done: podman load/save");
             (l, sv)
         } else {
@@ -382,5 +406,10 @@ fn sha2_file(p: &Path) -> io::Result<Duration> {
 }
 
 fn which(name: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {name}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

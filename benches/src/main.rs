@@ -53,6 +53,9 @@ pub struct Settings {
     pub quick: bool,
     /// Repetitions per measurement.
     pub reps: usize,
+    /// No further repetition of a workload on one implementation starts once
+    /// this much time went into it (at least one always runs).
+    pub budget: Duration,
     /// Where stacks and caches live.
     pub root: PathBuf,
     /// Never try debootstrap (use the generated tree unless a Debian one is cached).
@@ -83,7 +86,12 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn usage() -> ! {
@@ -119,21 +127,24 @@ fn main() {
         None => notes.push("fuse-overlayfs not installed (apt-get install fuse-overlayfs): its column is empty".into()),
     }
     impls.push(Impl::Strata(strata));
-    let root = std::env::var_os("STRATA_BENCH_DIR").map_or_else(|| PathBuf::from("/var/tmp/strata-bench"), PathBuf::from);
-    let settings = Settings { quick, reps: if quick { 3 } else { 5 }, root, no_debootstrap };
+    let root =
+        std::env::var_os("STRATA_BENCH_DIR").map_or_else(|| PathBuf::from("/var/tmp/strata-bench"), PathBuf::from);
+    let (reps, budget) = if quick { (3, Duration::from_secs(2)) } else { (5, Duration::from_secs(15)) };
+    let settings = Settings { quick, reps, budget, root, no_debootstrap };
     std::fs::create_dir_all(&settings.root).expect("create the bench directory");
     let load_start = loadavg();
     let started = Instant::now();
     println!(
-        "# strata benchmarks ({}, {} repetitions), load average at start: {load_start}",
+        "# strata benchmarks ({}, {} repetitions or {} s per workload and implementation), load average at start: {load_start}",
         if quick { "quick" } else { "full" },
-        settings.reps
+        settings.reps,
+        settings.budget.as_secs()
     );
     let tree = rootfs::get(&settings, &mut notes);
     let tarball = rootfs::tarball(&settings, &tree);
     let tracer = fusetrace::Tracer::new();
     let mut bench = workloads::Bench::new(&settings, &impls, only.as_deref(), tracer);
-    bench.run_all(&tree, &tarball);
+    bench.run_all(&tree, &tarball.0, &tarball.1);
     let want = |k: &str| only.as_deref().is_none_or(|o| k.contains(o));
     let pairs = images::run(&settings, &tree, &want);
     let load_end = loadavg();
@@ -152,6 +163,7 @@ fn main() {
         let meta = json!({
             "mode": if quick { "quick" } else { "full" },
             "repetitions": settings.reps,
+            "budget_seconds": settings.budget.as_secs(),
             "loadavg_start": load_start,
             "loadavg_end": load_end,
             "seconds": elapsed,

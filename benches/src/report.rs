@@ -129,9 +129,7 @@ fn met(t: Target, row: &Row, impls: &[Impl]) -> Option<bool> {
     match t {
         Target::AtMost(r) => row.ratio(strata).map(|x| x <= r),
         Target::AtLeast(r) => row.ratio(strata).map(|x| x >= r),
-        Target::NotAboveFuseOverlayfs => {
-            Some(row.value(impls, "strata")? <= row.value(impls, "fuse-overlayfs")?)
-        }
+        Target::NotAboveFuseOverlayfs => Some(row.value(impls, "strata")? <= row.value(impls, "fuse-overlayfs")?),
     }
 }
 
@@ -205,24 +203,28 @@ pub fn print_table(impls: &[Impl], rows: &[Row]) {
     );
 }
 
-/// Print the FUSE requests each implementation received during one timed repetition.
+/// Print the FUSE requests each implementation received during one timed
+/// repetition, for the rows where any was sent.
 pub fn print_requests(impls: &[Impl], rows: &[Row]) {
     let fuse: Vec<usize> = (0..impls.len()).filter(|&i| !matches!(impls[i], Impl::Kernel)).collect();
-    if !rows.iter().any(|r| fuse.iter().any(|&i| r.requests[i].is_some())) {
+    let sent = |r: &Row| fuse.iter().any(|&i| r.requests[i].as_ref().is_some_and(|q| q.total > 0));
+    if !rows.iter().any(sent) {
         return;
     }
     println!();
-    println!("FUSE requests during one timed repetition (total: top opcodes)");
-    for r in rows {
-        if fuse.iter().all(|&i| r.requests[i].is_none()) {
-            continue;
-        }
-        println!("{}", r.name);
+    println!("FUSE requests during one timed repetition (total: most frequent opcodes)");
+    let mut header = format!("{:<46}", "workload");
+    for &i in &fuse {
+        header.push_str(&format!("  {:<44}", impls[i].name()));
+    }
+    println!("{}", header.trim_end());
+    for r in rows.iter().filter(|r| sent(r)) {
+        let mut line = format!("{:<46}", r.name);
         for &i in &fuse {
-            if let Some(q) = &r.requests[i] {
-                println!("    {:<16}{}", impls[i].name(), q.summary(4));
-            }
+            let q = r.requests[i].as_ref().map_or("-".into(), |q| q.summary(3));
+            line.push_str(&format!("  {q:<44}"));
         }
+        println!("{}", line.trim_end());
     }
 }
 

@@ -73,23 +73,29 @@ pub fn get(s: &Settings, notes: &mut Vec<String>) -> RootTree {
     }
 }
 
-/// A tar of the tree (GNU tar: devices, hard links and all), cached.
-pub fn tarball(s: &Settings, tree: &RootTree) -> PathBuf {
-    let tar = s.root.join(format!("rootfs-{}.tar", tree.tag()));
+/// A tar of the tree (GNU tar: devices, hard links and all), cached, and
+/// what it holds. Quick runs untar only `etc`, `usr/bin` and `usr/lib`
+/// (about a quarter of a Debian root's entries).
+pub fn tarball(s: &Settings, tree: &RootTree) -> (PathBuf, String) {
+    let (name, paths, what): (_, &[&str], _) = if s.quick {
+        (
+            format!("rootfs-{}-quick.tar", tree.tag()),
+            &["etc", "usr/bin", "usr/lib"],
+            "the rootfs' etc, usr/bin, usr/lib",
+        )
+    } else {
+        (format!("rootfs-{}.tar", tree.tag()), &["."], "the rootfs")
+    };
+    let tar = s.root.join(name);
     if !tar.exists() {
         let tmp = tar.with_extension("tmp");
-        let st = Command::new("tar")
-            .arg("-cf")
-            .arg(&tmp)
-            .arg("-C")
-            .arg(&tree.dir)
-            .arg(".")
-            .status()
-            .expect("run tar");
+        let st =
+            Command::new("tar").arg("-cf").arg(&tmp).arg("-C").arg(&tree.dir).args(paths).status().expect("run tar");
         assert!(st.success(), "tar of {} failed", tree.dir.display());
         fs::rename(&tmp, &tar).expect("rename tarball");
     }
-    tar
+    let mib = fs::metadata(&tar).map_or(0, |m| m.len() >> 20);
+    (tar, format!("{what} ({mib} MiB)"))
 }
 
 fn debootstrap(dir: &Path) -> bool {

@@ -44,6 +44,8 @@ pub struct Bench<'a> {
     impls: &'a [Impl],
     only: Option<&'a str>,
     tracer: Option<Tracer>,
+    /// When the previous row was done (progress lines show each row's wall time).
+    last: Instant,
     /// Rows so far, in run order.
     pub rows: Vec<Row>,
 }
@@ -51,7 +53,7 @@ pub struct Bench<'a> {
 impl<'a> Bench<'a> {
     /// A bench over `impls`; `only` keeps the workloads whose key or name contains it.
     pub fn new(s: &'a Settings, impls: &'a [Impl], only: Option<&'a str>, tracer: Option<Tracer>) -> Bench<'a> {
-        Bench { s, impls, only, tracer, rows: Vec::new() }
+        Bench { s, impls, only, tracer, last: Instant::now(), rows: Vec::new() }
     }
 
     fn want(&self, key: &str, name: &str) -> bool {
@@ -60,11 +62,13 @@ impl<'a> Bench<'a> {
 
     fn push(&mut self, r: Row) {
         let vals: Vec<String> = r.values.iter().map(|v| r.unit.format(*v)).collect();
-        eprintln!("done: {:<52} {}", r.name, vals.join("  "));
+        eprintln!("done: {:<52} {:<36} ({:.1} s)", r.name, vals.join("  "), self.last.elapsed().as_secs_f64());
+        self.last = Instant::now();
         self.rows.push(r);
     }
 
-    /// Time `op` on a mount of `stack`, `reps` times per implementation, after
+    /// Time `op` on a mount of `stack`, `reps` times per implementation (fewer
+    /// when the repetitions so far took longer than the settings' budget), after
     /// the untimed `prep`. FUSE requests are counted during the first timed
     /// repetition (the tracepoint costs well under 1% of a request).
     fn timed(&self, key: &str, name: &str, stack: &Stack, cache: Cache, prep: Op, op: Op) -> Row {
@@ -72,7 +76,11 @@ impl<'a> Bench<'a> {
         for imp in self.impls {
             let mut times = Vec::new();
             let mut requests = None;
+            let started = Instant::now();
             for rep in 0..self.s.reps {
+                if rep > 0 && started.elapsed() > self.s.budget {
+                    break;
+                }
                 let m = mount(self.s, imp, stack, cache == Cache::Cold);
                 let mut run = || -> io::Result<Duration> {
                     prep(&m.path)?;
@@ -107,11 +115,11 @@ impl<'a> Bench<'a> {
     }
 
     /// Run every workload (or those `only` selects).
-    pub fn run_all(&mut self, tree: &RootTree, tarball: &Path) {
+    pub fn run_all(&mut self, tree: &RootTree, tarball: &Path, tar_what: &str) {
         self.lookups();
         self.mounts();
         self.readdir();
-        self.rootfs(tree, tarball);
+        self.rootfs(tree, tarball, tar_what);
         self.data();
     }
 
@@ -167,7 +175,7 @@ impl<'a> Bench<'a> {
         }
     }
 
-    fn rootfs(&mut self, tree: &RootTree, tarball: &Path) {
+    fn rootfs(&mut self, tree: &RootTree, tarball: &Path, tar_what: &str) {
         let st = stacks::rootfs(self.s, tree);
         for (tool, args) in [("find", &["."][..]), ("du", &["-s", "."][..])] {
             for cache in [Cache::Cold, Cache::Warm] {
@@ -205,9 +213,9 @@ impl<'a> Bench<'a> {
             });
             self.push(r);
         }
-        let (key, name) = ("untar", "untar the rootfs into the mount");
-        if self.want(key, name) {
-            let r = self.timed(key, name, &st, Cache::Fresh, &|m| fs::create_dir(m.join("untar")), &|m| {
+        let (key, name) = ("untar", format!("untar {tar_what}"));
+        if self.want(key, &name) {
+            let r = self.timed(key, &name, &st, Cache::Fresh, &|m| fs::create_dir(m.join("untar")), &|m| {
                 run_quiet("tar", &["-xf", &tarball.to_string_lossy(), "-C", "untar"], m)
             });
             self.push(r);
@@ -226,9 +234,8 @@ impl<'a> Bench<'a> {
         }
         let (key, name) = ("rename-dir", "rename of a lower directory (mv, 100 files)");
         if self.want(key, name) {
-            let r = self.timed(key, name, &st, Cache::Fresh, &nothing, &|m| {
-                run_quiet("mv", &["renameme", "renamed"], m)
-            });
+            let r =
+                self.timed(key, name, &st, Cache::Fresh, &nothing, &|m| run_quiet("mv", &["renameme", "renamed"], m));
             self.push(r);
         }
     }

@@ -127,6 +127,27 @@ fn load_messages_and_images_table() {
     assert_eq!(q, "23501bdefb31\nd45aab138e67\nd45aab138e67\n");
     let (_, err) = e.fails(&["load", "-i", "/nonexistent.tar"]);
     assert_eq!(err, "open /nonexistent.tar: no such file or directory\n");
+    let garbage = e.dir.path().join("garbage");
+    fs::write(&garbage, "garbage\n").unwrap();
+    let o = e.cmd(&["load"]).stdin(fs::File::open(&garbage).unwrap()).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "Error processing tar file(exit status 1): unexpected EOF\n");
+    assert_eq!(e.ok(&["images", "-q"]), "23501bdefb31\nd45aab138e67\nd45aab138e67\n", "nothing changed");
+}
+
+/// `image diff`: what turns one image's tree into another's.
+#[test]
+fn image_diff_between_images() {
+    let e = Env::new("vfs");
+    e.load("docker-save/ia-all.tar");
+    let out = e.ok(&["image", "diff", "ia/busybox:1.35", "ia/layered:1"]);
+    for line in ["D /bin/vi", "C /etc/passwd", "A /etc/motd", "A /home/ia/.profile", "A /opt/data/new.txt"] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+    }
+    let json = e.ok(&["image", "diff", "--format", "json", "ia/busybox:1.35", "ia/layered:1"]);
+    assert_eq!(json.lines().count(), out.lines().count());
+    assert!(json.lines().any(|l| l == r#"{"Kind":"D","Path":"/bin/vi"}"#), "{json}");
+    assert_eq!(e.ok(&["image", "diff", "ia/layered:1", "ia/layered:1"]), "");
 }
 
 #[test]

@@ -930,6 +930,19 @@ impl Overlay {
         self.copy_up_name(id, node.parent, &node.name, with_data)
     }
 
+    /// Copy-up before an xattr change. As in the kernel, an inode that
+    /// already has upper data (an indexed hard link) is changed in place,
+    /// without linking the name up; anything else is copied up.
+    ///
+    /// Caller holds `ns` for writing.
+    fn copy_up_for_xattr(&self, id: u64) -> Result<()> {
+        let (node, _) = self.snapshot(id)?;
+        if !node.is_dir && node.indexed {
+            return Ok(());
+        }
+        self.copy_up(id, true)
+    }
+
     /// Make the name (parent, name) of node `id` exist in the upper layer.
     /// A lower hard-linked file goes through the index, so every name copied
     /// up later links to the same upper inode (hard links stay linked).
@@ -1585,7 +1598,7 @@ impl Overlay {
         self.upper()?;
         {
             let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
-            self.copy_up(id, true)?;
+            self.copy_up_for_xattr(id)?;
         }
         let (node, path) = self.snapshot(id)?;
         let (layer, rpath) = self.real(&node, &path)?;
@@ -1601,7 +1614,7 @@ impl Overlay {
         self.getxattr(id, name)?;
         {
             let _ns = self.ns.write().unwrap_or_else(|e| e.into_inner());
-            self.copy_up(id, true)?;
+            self.copy_up_for_xattr(id)?;
         }
         let (node, path) = self.snapshot(id)?;
         let (layer, rpath) = self.real(&node, &path)?;

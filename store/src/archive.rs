@@ -71,7 +71,14 @@ impl Archive {
         let mut n = 0usize;
         let mut any = false;
         for e in entries {
-            let mut e = e.map_err(|e| Error::BadArchive(format!("reading the tar: {e}")))?;
+            let mut e = e.map_err(|e| {
+                if any {
+                    Error::BadArchive(format!("reading the tar: {e}"))
+                } else {
+                    // Not even one header: Docker's words for garbage on stdin.
+                    Error::NotATar("unexpected EOF".into())
+                }
+            })?;
             any = true;
             n += 1;
             if n > MAX_MEMBERS {
@@ -98,7 +105,7 @@ impl Archive {
         }
         // The stream may end in padding; drain it so errors surface.
         if !any {
-            return Err(Error::BadArchive("unexpected EOF".into()));
+            return Err(Error::NotATar("unexpected EOF".into()));
         }
         Ok(Archive { base: scratch.path().to_path_buf(), files: Some(files), links, _scratch: Some(scratch) })
     }

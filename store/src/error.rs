@@ -50,6 +50,9 @@ pub enum Error {
     /// An image archive or layout that cannot be understood.
     #[error("invalid image archive: {0}")]
     BadArchive(String),
+    /// An input stream that is not a tar at all (Docker's wording).
+    #[error("Error processing tar file(exit status 1): {0}")]
+    NotATar(String),
     /// A JSON document (config, manifest, store metadata) that cannot be parsed.
     #[error("invalid JSON in {what}: {source}")]
     Json {

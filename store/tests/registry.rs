@@ -1,9 +1,12 @@
 //! The registry client and pull against an in-test HTTP server
 //! (`support/httpd.rs`) doing what a real registry will not do on demand:
 //! token auth, corrupt, truncated and slow blobs, 429/5xx, redirects to
-//! another host, oversized and mislabelled manifests. The round trips
-//! against the real Distribution registry are in the cli's tests.
+//! another host, oversized and mislabelled manifests, mirrors. Uploads go
+//! to the real Distribution registry; the full push/pull round trips are
+//! in the cli's tests.
 
+#[path = "support/distribution.rs"]
+mod distribution;
 #[path = "support/httpd.rs"]
 mod httpd;
 
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use httpd::{layer_tar, Content, Image, Reply, Request, Server};
 use strata_store::registry::pull::{self, PullEvent, Pulled};
-use strata_store::registry::RegistryConfig;
+use strata_store::registry::{Client, RegistryConfig};
 use strata_store::{Error, Reference, Store};
 
 const GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -59,16 +62,20 @@ impl TestStore {
     }
 
     /// Nothing was stored: no image, no reference, no layer (metadata or
-    /// driver directory), no download left behind.
+    /// driver directory), no partial download; what is left in downloads/
+    /// is verified (named by its own digest), kept for the next attempt.
     fn assert_empty(&self) {
         let s = &self.store;
         assert!(s.images().unwrap().is_empty(), "images stored");
         assert!(s.repositories().unwrap().all().is_empty(), "references stored");
         assert!(s.layers().list().unwrap().is_empty(), "layers stored");
         assert_eq!(visible_entries(&s.root().join("vfs")), Vec::<String>::new(), "driver layers left");
-        assert_eq!(visible_entries(&s.root().join("downloads/sha256")), Vec::<String>::new(), "downloads left");
-        let tmp = entries(&s.root().join("downloads/sha256"));
-        assert!(tmp.is_empty(), "partial downloads left: {tmp:?}");
+        let dl = s.root().join("downloads/sha256");
+        for name in entries(&dl) {
+            assert!(!name.starts_with('.'), "partial download left: {name}");
+            let bytes = std::fs::read(dl.join(&name)).unwrap();
+            assert_eq!(httpd::digest(&bytes), format!("sha256:{name}"), "unverified download kept");
+        }
     }
 }
 
@@ -81,6 +88,7 @@ fn entries(dir: &Path) -> Vec<String> {
 }
 
 fn visible_entries(dir: &Path) -> Vec<String> {
+    // The driver's own temporaries (`.tmp-…`, `.rm-…`) are garbage it collects.
     entries(dir).into_iter().filter(|n| !n.starts_with('.')).collect()
 }
 
@@ -242,6 +250,8 @@ fn corrupt_blob_is_rejected_and_nothing_is_stored() {
     assert!(matches!(e, Error::DigestMismatch { .. }), "{e:?}");
     assert!(e.to_string().contains(&httpd::digest(&img.blobs[0])), "{e}");
     ts.assert_empty();
+    let bad = ts.store.root().join("downloads/sha256").join(&httpd::digest(&img.blobs[0])[7..]);
+    assert!(!bad.exists());
 }
 
 #[test]
@@ -512,4 +522,48 @@ fn missing_manifest_is_dockers_error() {
     let name = format!("{}/t/nosuch:1", srv.host());
     let e = ts.pull(&name).unwrap_err();
     assert_eq!(e.to_string(), format!("manifest for {name} not found: manifest unknown: manifest unknown"));
+}
+
+#[test]
+fn mirror_serves_docker_io_names() {
+    let img = image();
+    let mut c = Content::default();
+    c.add("library/busybox", "latest", &img);
+    let mirror = Server::start(move |r| c.reply(r));
+    let ts = TestStore::new();
+    let mut cfg = cfg(5.0);
+    cfg.mirrors = vec![format!("http://{}", mirror.host())];
+    let (res, events) = ts.pull_with("busybox", &cfg);
+    let p = res.unwrap();
+    assert_eq!(p.id.to_string(), img.id());
+    assert_eq!(events[0], PullEvent::PullingFrom("latest".into(), "library/busybox".into()));
+    assert_eq!(ts.store.resolve("busybox:latest").unwrap(), p.id);
+    assert!(mirror.count("GET", "/v2/library/busybox/manifests/latest") == 1);
+}
+
+#[test]
+fn chunked_and_monolithic_uploads_to_the_real_registry() {
+    let reg = distribution::Registry::start(None);
+    let r = Reference::parse(&format!("{}/t/up:1", reg.host)).unwrap();
+    let c = Client::new(&r, &cfg(10.0), true);
+    for (n, chunk) in [(1_000_000usize, Some(300_000u64)), (200_000, None), (0, None)] {
+        let data: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+        let d = strata_store::Digest::of(&data);
+        assert!(!c.has_blob(&d).unwrap());
+        let mut seen = Vec::new();
+        c.upload_blob(&d, &mut &data[..], n as u64, chunk, &mut |k| seen.push(k)).unwrap();
+        assert_eq!(seen.last().copied(), Some(n as u64));
+        if chunk.is_some() {
+            assert_eq!(seen, [300_000, 600_000, 900_000, 1_000_000], "PATCH chunks, then PUT");
+        }
+        assert!(c.has_blob(&d).unwrap());
+        let back = c.blob(&d).unwrap().bytes(1 << 24).unwrap();
+        assert!(back == data, "blob of {n} bytes read back differently");
+    }
+    // A wrong digest is refused by the registry: an error, not a stored blob.
+    let data = vec![1u8; 1000];
+    let wrong = strata_store::Digest::of(b"something else");
+    let e = c.upload_blob(&wrong, &mut &data[..], 1000, None, &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("digest invalid"), "{e}");
+    assert!(!c.has_blob(&wrong).unwrap());
 }
