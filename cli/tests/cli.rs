@@ -404,6 +404,13 @@ fn container_workflow_matches_docker() {
             f,
             "IA Tester <ia@example.org>|commit message|[\"/bin/sh\"]|[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\"FOO=bar\",\"COMMITTED=1\"]|sha256:23501bdefb31f5dc8f9f3ddce35153883398b9f89ee0e56e8c9112b882762a95\n"
         );
+        // history shows the parent image's ID on its row, as Docker does.
+        let h = e.ok(&["history", "ia/committed:1"]);
+        let want = transcript("container_diff_commit.txt", "docker history ia/committed:1");
+        let strip =
+            |t: &str| t.lines().map(|l| format!("{} {}", &l[..15], l.get(40..).unwrap_or(""))).collect::<Vec<_>>();
+        assert_eq!(strip(&h)[2..], strip(&want)[2..], "{driver}: history below the new layer");
+        assert!(h.lines().nth(2).unwrap().starts_with("23501bdefb31"), "{h}");
         // The committed layer lists the same entries as Docker's commit.
         let out = e.dir.path().join("committed.tar");
         e.ok(&["save", "-o", out.to_str().unwrap(), "ia/committed:1"]);

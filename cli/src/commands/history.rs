@@ -66,16 +66,27 @@ pub fn run(s: &Settings, a: HistoryArgs) -> Result<()> {
         }
     }
     let n = entries.len();
+    // Rows that are the top of an image still in the store show its ID:
+    // this image, then each parent it was committed from (whose history is
+    // a prefix of this one).
+    let mut ids: std::collections::BTreeMap<usize, strata_store::Digest> = std::collections::BTreeMap::new();
+    ids.insert(n.saturating_sub(1), id.clone());
+    let mut cur = img.meta.parent.clone();
+    while let Some(p) = cur {
+        let Ok(parent) = store.image(&p) else { break };
+        let len = parent.config.history.len().max(parent.config.rootfs.diff_ids.len());
+        if len == 0 || len > n {
+            break;
+        }
+        ids.insert(len - 1, p.clone());
+        cur = parent.meta.parent.clone();
+    }
     let mut rows = Vec::new();
     for (i, (created, by, comment, size)) in entries.into_iter().enumerate().rev() {
-        let id_text = if i + 1 == n {
-            if a.no_trunc {
-                id.to_string()
-            } else {
-                id.short().to_string()
-            }
-        } else {
-            "<missing>".to_string()
+        let id_text = match ids.get(&i) {
+            Some(d) if a.no_trunc => d.to_string(),
+            Some(d) => d.short().to_string(),
+            None => "<missing>".to_string(),
         };
         let t = created.as_deref().and_then(parse_time);
         rows.push(json!({
