@@ -276,6 +276,28 @@ fn import_with_changes() {
     );
     let (_, err) = e.fails(&["import", "-c", "BOGUS x", layer.to_str().unwrap(), "ia/imported:bad"]);
     assert_eq!(err, "Error response from daemon: bogus is not a valid change command\n");
+    // From a URL (a one-shot HTTP server in this test), gzip-compressed.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &fs::read(&layer).unwrap()).unwrap();
+    let body = gz.finish().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = std::io::Read::read(&mut conn, &mut buf);
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+        std::io::Write::write_all(&mut conn, head.as_bytes()).unwrap();
+        std::io::Write::write_all(&mut conn, &body).unwrap();
+    });
+    let url = format!("http://127.0.0.1:{port}/rootfs.tar.gz");
+    let id2 = e.ok(&["import", &url, "ia/imported:url"]);
+    server.join().unwrap();
+    assert_eq!(
+        e.ok(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", "ia/imported:url"]),
+        "[\"sha256:a337e16220d548ad55e84ce2afdea0616c764ef8881639b24cc0196f5b05f933\"]\n"
+    );
+    assert_ne!(id, id2);
 }
 
 /// kill -9 a load at many points; afterwards `images` works and a fresh

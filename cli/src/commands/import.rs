@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::Read;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use strata_store::archive::decompress;
 use strata_store::build::{create_image, NewImage};
 use strata_store::Reference;
@@ -15,10 +15,10 @@ use crate::settings::Settings;
 /// Import a filesystem tar (file, or `-` for stdin; gzip/zstd allowed).
 pub fn run(s: &Settings, a: ImportArgs) -> Result<()> {
     let target = a.reference.as_deref().map(Reference::parse_tagged).transpose()?;
-    if a.source.starts_with("http://") || a.source.starts_with("https://") {
-        bail!("importing from a URL is not supported yet: download it and import the file");
-    }
-    let input: Box<dyn Read> = if a.source == "-" {
+    let input: Box<dyn Read> = if a.source.starts_with("http://") || a.source.starts_with("https://") {
+        let resp = ureq::get(&a.source).call().map_err(|e| anyhow::anyhow!("Get {:?}: {e}", a.source))?;
+        Box::new(resp.into_body().into_reader())
+    } else if a.source == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(File::open(&a.source).with_context(|| format!("open {}", a.source))?)
