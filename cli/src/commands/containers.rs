@@ -13,12 +13,12 @@ use crate::printer::{self, Printer, Table};
 use crate::settings::Settings;
 use crate::Reported;
 
-const PS_DEFAULT: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedAt}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+const PS_DEFAULT: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 const PS_HEADERS: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
     ("Image", "IMAGE"),
     ("Command", "COMMAND"),
-    ("CreatedAt", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
     ("RunningFor", "CREATED"),
     ("Status", "STATUS"),
     ("Ports", "PORTS"),
@@ -224,7 +224,7 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
             "ID": if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
             "Image": c.image_name,
             "Command": cmd,
-            "CreatedAt": printer::since(t),
+            "CreatedAt": printer::created_at(t),
             "RunningFor": printer::since(t),
             "Status": if mounted { "Mounted" } else { "Created" },
             "State": if mounted { "mounted" } else { "created" },
