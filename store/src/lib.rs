@@ -8,6 +8,7 @@
 //! imagedb/<image-id>.json     images: added time, parent, repo digests
 //! repositories.json           references → image ids
 //! containers/<id>/            containers (see `containers`)
+//! downloads/sha256/<hex>      verified blobs of a pull in progress (see `registry::pull`)
 //! lock                        flock: exclusive for writers, shared for readers
 //! tmp/                        scratch for loads (garbage after a crash)
 //! ```

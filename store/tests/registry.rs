@@ -358,7 +358,7 @@ fn slow_but_steady_body_is_not_a_timeout() {
 /// A server that answers `status` to the first `fails` requests for the
 /// manifest and one blob, then normally.
 fn flaky(img: &Image, status: u16, fails: usize) -> Server {
-    let routes = [format!("/v2/t/img/manifests/1"), blob_route(img, 1)];
+    let routes = ["/v2/t/img/manifests/1".to_string(), blob_route(img, 1)];
     let seen: Arc<Vec<AtomicUsize>> = Arc::new(vec![AtomicUsize::new(0), AtomicUsize::new(0)]);
     registry(img, move |req| {
         let i = routes.iter().position(|r| r == req.route())?;
@@ -438,7 +438,7 @@ fn oversized_manifest_is_refused() {
     // 5 MiB of JSON whitespace inside an otherwise valid manifest.
     let mut big = img.manifest.clone();
     big.pop();
-    big.extend(std::iter::repeat(b' ').take(5 << 20));
+    big.extend(std::iter::repeat_n(b' ', 5 << 20));
     big.push(b'}');
     let big2 = big.clone();
     let srv = registry(&img, move |req| {

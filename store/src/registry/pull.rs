@@ -239,10 +239,10 @@ fn pull_with(
     let dl_dir = store.root().join("downloads").join("sha256");
     fs::create_dir_all(&dl_dir).map_err(|source| Error::Io { op: "create", path: dl_dir.clone(), source })?;
     remove_partial_downloads(&dl_dir);
-    download_all(c, &m.layers, &missing, &dl_dir, events)?;
-
-    // Apply in order; each layer is checked against its diff-id as it goes.
-    for &i in &missing {
+    // Download (in parallel) and apply (in order, as soon as a layer and
+    // everything below it are here); each layer is checked against its
+    // diff-id as it is applied.
+    let mut apply = |i: usize, events: &mut dyn FnMut(PullEvent)| -> Result<()> {
         let d = &m.layers[i];
         let id = short(&d.digest);
         if layers.get(&chains[i])?.is_none() {
@@ -252,9 +252,14 @@ fn pull_with(
             let mut tar = decompress(f).map_err(|e| Error::Registry(format!("layer {}: {e}", d.digest)))?;
             let parent = if i == 0 { None } else { Some(&chains[i - 1]) };
             layers.register(parent, &mut tar, Some(&parsed.rootfs.diff_ids[i]))?;
+            // Stored now: a later attempt finds the layer, not the download.
+            let _ = fs::remove_file(&path);
         }
         events(PullEvent::Layer { id, status: "Pull complete", progress: None });
-    }
+        Ok(())
+    };
+    download_all(c, &m.layers, &missing, &dl_dir, events, &mut apply)?;
+
     // Remember where each layer's compressed form lives (push can skip or mount it).
     for (i, d) in m.layers.iter().enumerate() {
         let src = BlobSource {
@@ -291,8 +296,9 @@ fn pull_with(
     repos.set(&digest_ref, &image_id);
     repos.set(&requested, &image_id);
     repos.save()?;
-    for &i in &missing {
-        let _ = fs::remove_file(dl_dir.join(m.layers[i].digest.hex()));
+    // Downloads of an earlier, interrupted attempt whose layers got stored.
+    for d in &m.layers {
+        let _ = fs::remove_file(dl_dir.join(d.digest.hex()));
     }
     events(PullEvent::Digest(top_digest.clone()));
     Ok(Pulled { id: image_id, digest: top_digest, updated })
@@ -316,55 +322,89 @@ fn remove_partial_downloads(dir: &Path) {
     }
 }
 
-/// Download the layers `which` of `descs` into `dir`, at most
-/// [`PARALLEL`] at a time, forwarding progress events in arrival order.
-/// Returns the first error once every worker has stopped.
+/// Applies downloaded layer `i`, reporting progress through the events sink.
+type Apply<'a> = dyn FnMut(usize, &mut dyn FnMut(PullEvent)) -> Result<()> + 'a;
+
+/// What download workers tell the applying thread.
+enum Msg {
+    Event(PullEvent),
+    Done(usize),
+}
+
+/// Download the layers `which` (ascending indexes into `descs`) into
+/// `dir`, at most [`PARALLEL`] at a time, forwarding progress events, and
+/// call `apply(i)` on this thread for each of them in order, as soon as
+/// layer `i` and all of `which` before it are downloaded. After the first
+/// failure no new download or apply starts; the first error is returned
+/// once every worker has stopped.
 fn download_all(
     c: &Client,
     descs: &[Descriptor],
     which: &[usize],
     dir: &Path,
     events: &mut dyn FnMut(PullEvent),
+    apply: &mut Apply<'_>,
 ) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
     if which.is_empty() {
         return Ok(());
     }
-    let (tx, rx) = mpsc::channel::<PullEvent>();
-    let queue = std::sync::Mutex::new(which.to_vec().into_iter());
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let queue = std::sync::Mutex::new(which.iter().copied());
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|s| {
         let mut handles = Vec::new();
         for _ in 0..PARALLEL.min(which.len()) {
             let tx = tx.clone();
             let (queue, failed) = (&queue, &failed);
             handles.push(s.spawn(move || -> Result<()> {
                 loop {
-                    // After a failure, start nothing new.
-                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    if failed.load(Ordering::Relaxed) {
                         return Ok(());
                     }
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some(i) = next else { return Ok(()) };
                     let r = download(c, &descs[i], dir, &mut |ev| {
-                        let _ = tx.send(ev);
+                        let _ = tx.send(Msg::Event(ev));
                     });
                     if r.is_err() {
-                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        failed.store(true, Ordering::Relaxed);
                         return r;
                     }
+                    let _ = tx.send(Msg::Done(i));
                 }
             }));
         }
         drop(tx);
-        for ev in rx.iter() {
-            events(ev);
+        let mut ready = std::collections::BTreeSet::new();
+        let mut next = 0;
+        let mut first_err = None;
+        for msg in rx.iter() {
+            match msg {
+                Msg::Event(ev) => events(ev),
+                Msg::Done(i) => {
+                    ready.insert(i);
+                    while !failed.load(Ordering::Relaxed) && next < which.len() && ready.contains(&which[next]) {
+                        if let Err(e) = apply(which[next], events) {
+                            failed.store(true, Ordering::Relaxed);
+                            first_err = Some(e);
+                        }
+                        next += 1;
+                    }
+                }
+            }
         }
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Registry("download thread panicked".into()))))
-            .collect()
-    });
-    results.into_iter().collect()
+        for h in handles {
+            let r = h.join().unwrap_or_else(|_| Err(Error::Registry("download thread panicked".into())));
+            if let (Err(e), None) = (r, &first_err) {
+                first_err = Some(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    })
 }
 
 /// Attempts per blob for failures that may pass (cut connections).
