@@ -54,7 +54,7 @@ pub(crate) fn is_live(path: &Path) -> Result<bool> {
     // cache for a while after the daemon died; statfs always asks it.
     match rustix::fs::statfs(path) {
         Ok(_) => Ok(true),
-        Err(Errno::NOTCONN) | Err(Errno::IO) => Ok(false),
+        Err(Errno::NOTCONN) | Err(Errno::CONNABORTED) | Err(Errno::IO) => Ok(false),
         Err(e) => Err(crate::sys::io_err("stat mount", path, e)),
     }
 }
