@@ -1376,7 +1376,20 @@ impl Overlay {
                     if dnode.upper && dnode.lowers.is_empty() {
                         self.copy_up(parent, true)?;
                         self.copy_up(newparent, true)?;
+                        let was_upper = snode.upper;
                         self.copy_up_name(src, parent, name, true)?;
+                        if !was_upper {
+                            // On this path the kernel does not restore the
+                            // parent's times after copying the source up.
+                            let ppath = self.table().path(parent)?;
+                            let now = rustix::fs::Timestamps {
+                                last_access: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
+                                last_modification: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW },
+                            };
+                            rustix::fs::utimensat(&u.layer.fd, layer::at(&ppath), &now, AtFlags::empty())
+                                .ctx("touch parent")?;
+                            self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()).push(parent);
+                        }
                         let (snode, _) = self.snapshot(src)?;
                         let (npnode, _) = self.snapshot(newparent)?;
                         let spath = join(&self.table().path(parent)?, name);

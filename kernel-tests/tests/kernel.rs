@@ -440,3 +440,16 @@ fn unlinked_open_fifo_still_stats() {
     );
     check("unlinked_open_fifo_still_stats", case);
 }
+
+/// Renaming a lower directory over an empty opaque upper directory updates
+/// the parent's mtime (found by CI's differential run).
+#[test]
+fn rename_lower_dir_over_empty_upper_dir() {
+    let case = Case {
+        stack: Stack::new(vec![LayerSpec::new().dir("c").file("a", ""), LayerSpec::new()])
+            .with_upper(LayerSpec::new().opaque("dir2").opaque("dir1").owner(0, 1000)),
+        ops: vec![Op::link("a", "dir1/x"), Op::rename("c", "dir1"), Op::rename("c", "dir1")],
+        read_only: false,
+    };
+    check("rename_lower_dir_over_empty_upper_dir", case);
+}
