@@ -86,13 +86,13 @@ fn proptest_config(cases: u32) -> Config {
 
 fn runner(config: Config) -> TestRunner {
     match std::env::var("STRATA_DIFF_SEED") {
-        Ok(s) => {
+        Ok(s) if !s.trim().is_empty() => {
             let seed: u64 = s.parse().expect("STRATA_DIFF_SEED must be a number");
             let mut bytes = [0u8; 32];
             bytes[..8].copy_from_slice(&seed.to_le_bytes());
             TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
         }
-        Err(_) => TestRunner::new(config),
+        _ => TestRunner::new(config),
     }
 }
 
