@@ -214,8 +214,8 @@ impl NodeTable {
                 n.name = name.to_vec();
                 n.unlinked = false;
                 n.gone = None;
-            } else if !(n.parent == parent && n.name == name)
-                && !n.aliases.iter().any(|(p, nm)| *p == parent && nm == name)
+            } else if !(n.parent == parent && n.name == name
+                || n.aliases.iter().any(|(p, nm)| *p == parent && nm == name))
             {
                 n.aliases.push((parent, name.to_vec()));
             }
@@ -1451,13 +1451,16 @@ impl Overlay {
             Ok(st) if layer::is_whiteout(&st) && snode.is_dir => {
                 rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::empty()).ctx("remove whiteout")?;
             }
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory && dst_merged => {
-                if rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::REMOVEDIR).is_err() {
-                    let tmp = self.tmp_name();
-                    rustix::fs::renameat(&u.layer.fd, layer::at(&dpath), &u.work.fd, layer::at(&tmp))
-                        .ctx("move replaced directory away")?;
-                    copy_up::remove_tree(&u.work, &tmp)?;
-                }
+            Ok(st)
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory
+                    && dst_merged
+                    && rustix::fs::unlinkat(&u.layer.fd, layer::at(&dpath), AtFlags::REMOVEDIR).is_err() =>
+            {
+                // Not empty (whiteouts of what was deleted in it): move it away whole.
+                let tmp = self.tmp_name();
+                rustix::fs::renameat(&u.layer.fd, layer::at(&dpath), &u.work.fd, layer::at(&tmp))
+                    .ctx("move replaced directory away")?;
+                copy_up::remove_tree(&u.work, &tmp)?;
             }
             _ => {}
         }

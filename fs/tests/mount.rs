@@ -527,7 +527,7 @@ fn special_files_and_xattrs() {
     assert_eq!(names, vec![&b"user.k"[..], &b"user.k2"[..]], "overlay xattrs must not show");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &m.p("fifo"),
+        m.p("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
@@ -540,21 +540,15 @@ fn special_files_and_xattrs() {
     write(m.p("x"), b"x");
     let e = rustix::fs::renameat_with(
         rustix::fs::CWD,
-        &m.p("x"),
+        m.p("x"),
         rustix::fs::CWD,
-        &m.p("f"),
+        m.p("f"),
         rustix::fs::RenameFlags::NOREPLACE,
     )
     .unwrap_err();
     assert_eq!(e, rustix::io::Errno::EXIST);
-    rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        &m.p("x"),
-        rustix::fs::CWD,
-        &m.p("f"),
-        rustix::fs::RenameFlags::EXCHANGE,
-    )
-    .unwrap();
+    rustix::fs::renameat_with(rustix::fs::CWD, m.p("x"), rustix::fs::CWD, m.p("f"), rustix::fs::RenameFlags::EXCHANGE)
+        .unwrap();
     assert_eq!(read(m.p("x")), b"f");
     assert_eq!(read(m.p("f")), b"x");
 }

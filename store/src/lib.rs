@@ -192,7 +192,7 @@ impl Store {
             }
             return Err(Error::NoSuchImage(name.to_string()));
         }
-        let is_hexish = name.len() >= 1
+        let is_hexish = !name.is_empty()
             && name.len() <= 64
             && name.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         if let Ok(r) = Reference::parse_tagged(name) {
