@@ -640,3 +640,41 @@ fn saved_archives_load_in_podman_and_skopeo() {
 fn sha256_hex(b: &[u8]) -> String {
     strata_store::Digest::of(b).hex().to_string()
 }
+
+/// `image prune` removes dangling images (and with -a, unused ones matching
+/// filters) with Docker's report; `system df` counts what is there.
+#[test]
+fn prune_and_system_df() {
+    let e = Env::new("vfs");
+    e.load("docker-save/ia-all.tar");
+    // A dangling image: imported without a name.
+    let layer = e.dir.path().join("layer.tar");
+    let mut ar = tar::Archive::new(fs::File::open(images_dir().join("min/ia-busybox.min.tar")).unwrap());
+    for m in ar.entries().unwrap() {
+        let mut m = m.unwrap();
+        if m.path().unwrap().ends_with("layer.tar") {
+            m.unpack(&layer).unwrap();
+        }
+    }
+    let dangling = e.ok(&["import", "-m", "x", layer.to_str().unwrap()]);
+    let out = e.ok(&["image", "prune", "-f"]);
+    assert_eq!(
+        out,
+        format!("Deleted Images:\ndeleted: {}\nTotal reclaimed space: 0B\n", dangling.trim())
+            .replace("\nTotal", "\n\nTotal")
+    );
+    assert_eq!(e.ok(&["image", "prune", "-f"]), "Total reclaimed space: 0B\n");
+    // df: two images, no containers.
+    let df = e.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}}"]);
+    assert_eq!(df, "Images 2 0 2.247MB\nContainers 0 0 0B\nLocal Volumes 0 0 0B\nBuild Cache 0 0 0B\n");
+    e.ok(&["create", "--name", "c", "ia/busybox:1.35"]);
+    let df = e.ok(&["system", "df"]);
+    assert!(df.starts_with("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\nImages          2         1         2.247MB   262.5kB (11%)\n"), "{df}");
+    // -a with a label filter: only unused images with that label go.
+    let out = e.ok(&["image", "prune", "-a", "-f", "--filter", "label=org.example.ia.image=layered"]);
+    assert!(out.starts_with("Deleted Images:\nuntagged: ia/layered:1\ndeleted: sha256:23501bdefb31f5dc8f9f3ddce35153883398b9f89ee0e56e8c9112b882762a95\n"), "{out}");
+    assert!(out.ends_with("Total reclaimed space: 262.5kB\n"), "{out}");
+    assert_eq!(e.ok(&["images", "-q"]), "d45aab138e67\nd45aab138e67\n", "busybox is used by a container");
+    let (_, err) = e.fails(&["image", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(err.contains("invalid filter"), "{err}");
+}

@@ -14,6 +14,12 @@ use crate::settings::Settings;
 
 /// Remove dangling (or with `-a`, all unused) images.
 pub fn run(s: &Settings, a: PruneArgs) -> Result<()> {
+    for f in &a.filter {
+        let k = f.split_once('=').map(|(k, _)| k).unwrap_or(f.as_str());
+        if !matches!(k, "label" | "label!" | "until") {
+            bail!("Error response from daemon: invalid filter '{k}'");
+        }
+    }
     if !a.force {
         let what =
             if a.all { "all images without at least one container associated to them" } else { "all dangling images" };
@@ -60,7 +66,7 @@ pub fn run(s: &Settings, a: PruneArgs) -> Result<()> {
         }
         p.line("")?;
     }
-    p.line(&format!("Total reclaimed space: {}", printer::size(reclaimed)))
+    p.line(&format!("Total reclaimed space: {}", printer::size4(reclaimed)))
 }
 
 fn total_layer_bytes(store: &Store) -> Result<u64> {
