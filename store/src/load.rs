@@ -35,6 +35,40 @@ pub enum LoadEvent {
     LoadedId(Digest),
 }
 
+/// Bytes of one layer read so far (for a progress bar).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerProgress {
+    /// Short diff-id.
+    pub id: String,
+    /// Bytes of the layer blob read.
+    pub done: u64,
+    /// Its size.
+    pub total: u64,
+}
+
+/// A reader reporting its progress every MiB and at the end.
+struct Counting<'a, R> {
+    inner: R,
+    done: u64,
+    reported: u64,
+    total: u64,
+    id: String,
+    progress: &'a mut dyn FnMut(LayerProgress),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        let finished = n == 0 || self.done == self.total;
+        if self.done - self.reported >= 1 << 20 || (finished && self.done != self.reported) {
+            self.reported = self.done;
+            (self.progress)(LayerProgress { id: self.id.clone(), done: self.done, total: self.total });
+        }
+        Ok(n)
+    }
+}
+
 /// One image found in an archive, before it is stored.
 struct Found {
     config: Vec<u8>,
@@ -93,18 +127,22 @@ struct Manifest {
 }
 
 /// Load every image of a tar stream (any supported format, compressed or not).
-pub fn load_stream(store: &Store, input: impl Read, progress: &mut dyn FnMut(&str)) -> Result<Vec<LoadEvent>> {
+pub fn load_stream(store: &Store, input: impl Read, progress: &mut dyn FnMut(LayerProgress)) -> Result<Vec<LoadEvent>> {
     let scratch = store.scratch()?;
     let archive = Archive::unpack(input, scratch)?;
     load_archive(store, &archive, progress)
 }
 
 /// Load every image of an OCI layout directory.
-pub fn load_dir(store: &Store, dir: &std::path::Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<LoadEvent>> {
+pub fn load_dir(
+    store: &Store,
+    dir: &std::path::Path,
+    progress: &mut dyn FnMut(LayerProgress),
+) -> Result<Vec<LoadEvent>> {
     load_archive(store, &Archive::directory(dir), progress)
 }
 
-fn load_archive(store: &Store, ar: &Archive, progress: &mut dyn FnMut(&str)) -> Result<Vec<LoadEvent>> {
+fn load_archive(store: &Store, ar: &Archive, progress: &mut dyn FnMut(LayerProgress)) -> Result<Vec<LoadEvent>> {
     let result = load_found(store, ar, progress);
     if result.is_err() {
         // Layers verified before the failure belong to no image: drop them,
@@ -114,7 +152,7 @@ fn load_archive(store: &Store, ar: &Archive, progress: &mut dyn FnMut(&str)) -> 
     result
 }
 
-fn load_found(store: &Store, ar: &Archive, progress: &mut dyn FnMut(&str)) -> Result<Vec<LoadEvent>> {
+fn load_found(store: &Store, ar: &Archive, progress: &mut dyn FnMut(LayerProgress)) -> Result<Vec<LoadEvent>> {
     let found = if ar.has("manifest.json") {
         docker_archive(ar)?
     } else if ar.has("index.json") {
@@ -149,7 +187,7 @@ fn load_found(store: &Store, ar: &Archive, progress: &mut dyn FnMut(&str)) -> Re
 }
 
 /// Store one image's layers, config and metadata; returns its ID.
-fn store_image(store: &Store, ar: &Archive, f: &Found, progress: &mut dyn FnMut(&str)) -> Result<Digest> {
+fn store_image(store: &Store, ar: &Archive, f: &Found, progress: &mut dyn FnMut(LayerProgress)) -> Result<Digest> {
     let config = ImageConfig::parse(&f.config, "image config")?;
     let diff_ids = &config.rootfs.diff_ids;
     if diff_ids.len() != f.layers.len() {
@@ -160,9 +198,12 @@ fn store_image(store: &Store, ar: &Archive, f: &Found, progress: &mut dyn FnMut(
     for (src, diff_id) in f.layers.iter().zip(diff_ids) {
         let chain = Digest::chain(parent.as_ref(), diff_id);
         if layers.get(&chain)?.is_none() {
-            progress(&format!("Loading layer {}", &diff_id.hex()[..12]));
             let file = ar.open(&src.member)?;
-            let mut blob = DigestReader::new(file);
+            let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let id = diff_id.hex()[..12].to_string();
+            progress(LayerProgress { id: id.clone(), done: 0, total });
+            let counted = Counting { inner: file, done: 0, reported: 0, total, id, progress: &mut *progress };
+            let mut blob = DigestReader::new(counted);
             let mut tar = decompress(&mut blob).map_err(|e| Error::BadArchive(format!("layer {}: {e}", src.member)))?;
             let layer = layers.register(parent.as_ref(), &mut tar, Some(diff_id))?;
             drop(tar);

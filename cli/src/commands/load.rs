@@ -1,9 +1,10 @@
 //! `strata load`
 
 use std::fs::File;
+use std::io::IsTerminal;
 
 use anyhow::{Context, Result};
-use strata_store::load::{load_dir, load_stream, LoadEvent};
+use strata_store::load::{load_dir, load_stream, LayerProgress, LoadEvent};
 
 use crate::cli::LoadArgs;
 use crate::printer::Printer;
@@ -14,7 +15,14 @@ pub fn run(s: &Settings, a: LoadArgs) -> Result<()> {
     let store = s.store()?;
     let _lock = store.lock(true)?;
     let mut p = Printer::stdout();
-    let mut progress = |msg: &str| tracing::debug!("{msg}");
+    // On a terminal, one line per layer with a bar (Docker's "Loading layer").
+    let mut bars = crate::printer::Progress::new(a.quiet);
+    let tty = std::io::stdout().is_terminal();
+    let mut progress = |p: LayerProgress| {
+        if tty {
+            bars.layer(&p.id, "Loading layer", Some((p.done, p.total)));
+        }
+    };
     let events = match &a.input {
         Some(path) if path.is_dir() => load_dir(&store, path, &mut progress)?,
         Some(path) => {
@@ -23,6 +31,8 @@ pub fn run(s: &Settings, a: LoadArgs) -> Result<()> {
         }
         None => load_stream(&store, std::io::stdin().lock(), &mut progress)?,
     };
+    drop(progress);
+    bars.finish();
     for e in events {
         match e {
             LoadEvent::Renamed { reference, old } => p.line(&format!(
