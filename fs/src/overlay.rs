@@ -1376,25 +1376,36 @@ impl Overlay {
                     if dnode.upper && dnode.lowers.is_empty() {
                         self.copy_up(parent, true)?;
                         self.copy_up(newparent, true)?;
-                        let was_upper = snode.upper;
                         self.copy_up_name(src, parent, name, true)?;
-                        if !was_upper {
-                            // On this path the kernel does not restore the
-                            // parent's times after copying the source up.
-                            let ppath = self.table().path(parent)?;
-                            let now = rustix::fs::Timestamps {
-                                last_access: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
-                                last_modification: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW },
-                            };
-                            rustix::fs::utimensat(&u.layer.fd, layer::at(&ppath), &now, AtFlags::empty())
-                                .ctx("touch parent")?;
-                            self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()).push(parent);
-                        }
                         let (snode, _) = self.snapshot(src)?;
-                        let (npnode, _) = self.snapshot(newparent)?;
-                        let spath = join(&self.table().path(parent)?, name);
+                        let (pnode, ppath) = self.snapshot(parent)?;
+                        let (npnode, nppath) = self.snapshot(newparent)?;
+                        let spath = join(&ppath, name);
+                        let dpath = join(&nppath, newname);
                         let into_merged = !npnode.lowers.is_empty();
                         self.prepare_moved_dir(u, &snode, &spath, name, parent == newparent, into_merged)?;
+                        // Let the upper filesystem refuse the very rename the
+                        // kernel asks of it: its side effects match (ext4 gives
+                        // the source's parent a new mtime when a RENAME_WHITEOUT fails).
+                        let rflags = if self.lower_positive(&pnode, name)? {
+                            RenameFlags::WHITEOUT
+                        } else {
+                            RenameFlags::empty()
+                        };
+                        let r = rustix::fs::renameat_with(
+                            &u.layer.fd,
+                            layer::at(&spath),
+                            &u.layer.fd,
+                            layer::at(&dpath),
+                            rflags,
+                        );
+                        self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()).push(parent);
+                        if let Err(e) = r {
+                            return Err(Error::Sys { op: "rename", errno: e });
+                        }
+                        // Invariant: an upper-only directory that lists entries
+                        // has them in the upper layer, so the rename above fails.
+                        return Err(Error::errno_only("rename", Errno::NOTEMPTY));
                     }
                     return Err(Error::errno_only("rename", Errno::NOTEMPTY));
                 }

@@ -453,3 +453,17 @@ fn rename_lower_dir_over_empty_upper_dir() {
     };
     check("rename_lower_dir_over_empty_upper_dir", case);
 }
+
+/// Renaming a merged upper directory over a non-empty upper-only one fails,
+/// and the upper filesystem's failed RENAME_WHITEOUT still touches the
+/// parent (found by the differential run).
+#[test]
+fn rename_merged_dir_over_nonempty_upper_dir() {
+    let case = Case {
+        stack: Stack::new(vec![LayerSpec::new().file("dir1/x", ""), LayerSpec::new()])
+            .with_upper(LayerSpec::new().opaque("dir2/x").file("dir1/x", "")),
+        ops: vec![Op::rename("dir1", "dir2"), Op::rename("dir1", "dir3")],
+        read_only: false,
+    };
+    check("rename_merged_dir_over_nonempty_upper_dir", case);
+}
