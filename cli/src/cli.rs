@@ -68,6 +68,10 @@ pub enum Command {
     Rm(RmArgs),
     /// Copy files between a container and the host.
     Cp(CpArgs),
+    /// Show version information.
+    Version(FormatArgs),
+    /// Display system-wide information.
+    Info(FormatArgs),
     /// Download an image from a registry.
     Pull(PullArgs),
     /// Upload an image to a registry.
@@ -115,6 +119,8 @@ pub enum ImageCommand {
 pub enum SystemCommand {
     /// Show disk usage.
     Df(DfArgs),
+    /// Display system-wide information.
+    Info(FormatArgs),
 }
 
 /// `container …`
@@ -467,4 +473,12 @@ pub struct CpArgs {
     pub src: String,
     /// CONTAINER:DEST_PATH or a host path.
     pub dst: String,
+}
+
+/// Commands whose only flag is `--format`.
+#[derive(Args, Debug)]
+pub struct FormatArgs {
+    /// Format output using a custom template.
+    #[arg(short, long)]
+    pub format: Option<String>,
 }

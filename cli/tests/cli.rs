@@ -678,3 +678,13 @@ fn prune_and_system_df() {
     let (_, err) = e.fails(&["image", "prune", "-f", "--filter", "bogus=1"]);
     assert!(err.contains("invalid filter"), "{err}");
 }
+
+#[test]
+fn version_and_info() {
+    let e = Env::new("vfs");
+    assert!(e.ok(&["version"]).starts_with("Client:\n Version:           0.1.0\n"));
+    e.load("min/ia-busybox.min.tar");
+    assert_eq!(e.ok(&["info", "--format", "{{.Driver}} {{.Images}} {{.Containers}}"]), "vfs 1 0\n");
+    let text = e.ok(&["system", "info"]);
+    assert!(text.contains(" Storage Driver: vfs\n") && text.contains(" Images: 1\n"), "{text}");
+}

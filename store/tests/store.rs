@@ -208,3 +208,120 @@ fn garbage_is_a_clear_error() {
     }
     assert!(s.images().unwrap().is_empty());
 }
+
+/// Hostile archives: member names and manifest paths that try to leave the
+/// scratch area, symlink members pointing at host files, a layer whose tar
+/// escapes. Each load fails; nothing outside the store is touched and the
+/// store is left as it was.
+#[test]
+fn hostile_archives_are_refused_and_leave_nothing() {
+    let (d, s) = store("vfs");
+    let outside = d.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("victim"), "keep").unwrap();
+    let victim = outside.join("victim");
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let cfg_hex = Digest::of(config).hex().to_string();
+    // A layer tar that tries to write through `..` to the victim.
+    let evil_layer = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        let data = b"pwned";
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        let name = format!("../../../../../../../../{}", victim.display());
+        h.as_gnu_mut().unwrap().name[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
+        h.set_cksum();
+        b.append(&h, &data[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    let evil_diff = Digest::of(&evil_layer);
+    let evil_config =
+        format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{evil_diff}"]}}}}"#);
+    let evil_cfg_hex = Digest::of(evil_config.as_bytes()).hex().to_string();
+    // Raw headers: the tar crate's builder refuses the names these tests need.
+    let archive = |members: Vec<(String, Vec<u8>, Option<String>)>| -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, data, link) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(if link.is_some() { 0o777 } else { 0o644 });
+            h.set_size(data.len() as u64);
+            h.set_entry_type(if link.is_some() { tar::EntryType::Symlink } else { tar::EntryType::Regular });
+            let g = h.as_gnu_mut().unwrap();
+            g.name[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(t) = &link {
+                g.linkname[..t.len()].copy_from_slice(t.as_bytes());
+            }
+            h.set_cksum();
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(&data);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.resize(out.len() + 1024, 0);
+        out
+    };
+    let manifest = |config: &str, layers: &[&str]| -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!([{"Config": config, "RepoTags": ["evil/x:1"], "Layers": layers}]))
+            .unwrap()
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // The manifest names the victim as the config (traversal, absolute).
+        (
+            "config path traversal",
+            archive(vec![(
+                "manifest.json".into(),
+                manifest(&format!("../../../../../../{}", victim.display()), &[]),
+                None,
+            )]),
+        ),
+        (
+            "absolute config path",
+            archive(vec![("manifest.json".into(), manifest(&victim.display().to_string(), &[]), None)]),
+        ),
+        // A member symlink to a host file used as the config.
+        (
+            "symlink member to a host file",
+            archive(vec![
+                ("manifest.json".into(), manifest("cfg.json", &[]), None),
+                ("cfg.json".into(), Vec::new(), Some(victim.display().to_string())),
+            ]),
+        ),
+        // Config whose name promises a digest it does not have.
+        (
+            "config digest mismatch",
+            archive(vec![
+                ("manifest.json".into(), manifest(&format!("{}.json", "0".repeat(64)), &[]), None),
+                (format!("{}.json", "0".repeat(64)), config.to_vec(), None),
+            ]),
+        ),
+        // A layer escaping with `..`.
+        (
+            "layer escaping the layer dir",
+            archive(vec![
+                ("manifest.json".into(), manifest(&format!("{evil_cfg_hex}.json"), &["l/layer.tar"]), None),
+                (format!("{evil_cfg_hex}.json"), evil_config.clone().into_bytes(), None),
+                ("l/layer.tar".into(), evil_layer.clone(), None),
+            ]),
+        ),
+        // Members that try to unpack outside the scratch dir.
+        (
+            "member name traversal",
+            archive(vec![
+                (format!("../../../../{}", victim.display()), b"pwned".to_vec(), None),
+                ("manifest.json".into(), manifest(&format!("{cfg_hex}.json"), &[]), None),
+            ]),
+        ),
+        ("truncated archive", archive(vec![("manifest.json".into(), manifest("x.json", &[]), None)])[..700].to_vec()),
+    ];
+    let _l = s.lock(true).unwrap();
+    for (what, bytes) in cases {
+        let r = load_stream(&s, bytes.as_slice(), &mut |_| {});
+        assert!(r.is_err(), "{what}: loaded {r:?}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep", "{what}: the victim changed");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 1, "{what}: something appeared outside");
+        assert!(s.images().unwrap().is_empty(), "{what}: an image was added");
+        assert!(s.layers().list().unwrap().is_empty(), "{what}: a layer was left");
+        assert!(s.repositories().unwrap().all().is_empty(), "{what}: a reference was added");
+    }
+}

@@ -14,6 +14,7 @@ mod registry;
 mod rmi;
 mod save;
 mod system_df;
+mod system_info;
 mod tag;
 
 use anyhow::Result;
@@ -36,6 +37,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Image(ImageCommand::Prune(a)) => prune::run(&s, a),
         Command::Image(ImageCommand::Diff(a)) => image_diff::run(&s, a),
         Command::System(SystemCommand::Df(a)) => system_df::run(&s, a),
+        Command::System(SystemCommand::Info(a)) | Command::Info(a) => system_info::info(&s, a),
+        Command::Version(a) => system_info::version(a),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => containers::create(&s, a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&s, a),
         Command::Mount(a) | Command::Container(ContainerCommand::Mount(a)) => containers::mount(&s, a),

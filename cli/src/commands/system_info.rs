@@ -1,0 +1,77 @@
+//! `strata version` and `strata info`.
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use strata_store::containers::Containers;
+
+use crate::cli::FormatArgs;
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+/// `version`: Docker's layout (there is no separate server: one binary).
+pub fn version(a: FormatArgs) -> Result<()> {
+    let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    let doc = json!({
+        "Client": {
+            "Version": env!("CARGO_PKG_VERSION"),
+            "ApiVersion": "1.41",
+            "Os": std::env::consts::OS,
+            "Arch": arch,
+            "Context": "default",
+        }
+    });
+    let mut p = Printer::stdout();
+    if let Some(f) = a.format.as_deref() {
+        return p.template(f, &doc, "VersionInfo");
+    }
+    p.line("Client:")?;
+    p.line(&format!(" Version:           {}", env!("CARGO_PKG_VERSION")))?;
+    p.line(" API version:       1.41")?;
+    p.line(&format!(" OS/Arch:           {}/{arch}", std::env::consts::OS))?;
+    p.line(" Context:           default")?;
+    p.line(" Storage:           built in (no daemon); strata-overlayfs for mounts")
+}
+
+/// `info`: store, driver and counts.
+pub fn info(s: &Settings, a: FormatArgs) -> Result<()> {
+    let store = s.store()?;
+    let _lock = store.lock(false)?;
+    let images = store.images()?.len();
+    let containers = Containers::new(store.root()).list()?;
+    let mounted = containers.iter().filter(|c| store.driver().is_mounted(&c.layer).unwrap_or(false)).count();
+    let status = store.driver().status();
+    let doc = json!({
+        "ID": "",
+        "Containers": containers.len(),
+        "ContainersRunning": 0,
+        "ContainersPaused": 0,
+        "ContainersStopped": containers.len(),
+        "ContainersMounted": mounted,
+        "Images": images,
+        "Driver": store.driver().name(),
+        "DriverStatus": status.iter().map(|(k, v)| json!([k, v])).collect::<Vec<Value>>(),
+        "DockerRootDir": store.root().display().to_string(),
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "OperatingSystem": std::env::consts::OS,
+        "Architecture": std::env::consts::ARCH,
+        "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    });
+    let mut p = Printer::stdout();
+    if let Some(f) = a.format.as_deref() {
+        return p.template(f, &doc, "Info");
+    }
+    p.line("Client:")?;
+    p.line(&format!(" Version:    {}", env!("CARGO_PKG_VERSION")))?;
+    p.line("")?;
+    p.line("Store:")?;
+    p.line(&format!(" Containers: {}", containers.len()))?;
+    p.line(&format!("  Mounted: {mounted}"))?;
+    p.line(&format!(" Images: {images}"))?;
+    p.line(&format!(" Storage Driver: {}", store.driver().name()))?;
+    for (k, v) in &status {
+        if k != "Storage Driver" {
+            p.line(&format!("  {k}: {v}"))?;
+        }
+    }
+    p.line(&format!(" Root Dir: {}", store.root().display()))
+}
