@@ -688,3 +688,85 @@ fn version_and_info() {
     let text = e.ok(&["system", "info"]);
     assert!(text.contains(" Storage Driver: vfs\n") && text.contains(" Images: 1\n"), "{text}");
 }
+
+/// A running dockerd (Debian's docker.io, started here with a private data
+/// root and no networking) loads `strata save` with the same image IDs, and
+/// strata loads `docker save` of it back with the same IDs.
+#[test]
+fn dockerd_round_trip() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let e = Env::new("overlay");
+    e.load("min/ia-layered.min.tar");
+    e.ok(&["create", "--name", "c", "ia/layered:1"]);
+    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    fs::write(m.join("etc/motd"), "from strata\n").unwrap();
+    e.ok(&["umount", "c"]);
+    let committed = e.ok(&["commit", "c", "ia/committed:1"]).trim().to_string();
+    let out = e.dir.path().join("s.tar");
+    e.ok(&["save", "-o", out.to_str().unwrap(), "ia/layered:1", "ia/committed:1"]);
+
+    let d = e.dir.path().join("dockerd");
+    fs::create_dir(&d).unwrap();
+    let sock = d.join("docker.sock");
+    let mut daemon = Command::new("dockerd")
+        .args(["--iptables=false", "--bridge=none", "--ip-masq=false", "--storage-driver", "vfs"])
+        .arg("--data-root")
+        .arg(d.join("data"))
+        .arg("--exec-root")
+        .arg(d.join("exec"))
+        .arg("--pidfile")
+        .arg(d.join("pid"))
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(d.join("log")).unwrap())
+        .spawn()
+        .expect("dockerd (Debian's docker.io) is installed by scripts/install-deps");
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = Kill(&mut daemon);
+    let docker = |args: &[&str]| -> String {
+        let o = Command::new("docker").arg("-H").arg(format!("unix://{}", sock.display())).args(args).output().unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let t0 = std::time::Instant::now();
+    while Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .arg("version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        assert!(
+            t0.elapsed().as_secs() < 60,
+            "dockerd did not start: {}",
+            fs::read_to_string(d.join("log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let loaded = docker(&["load", "-i", out.to_str().unwrap()]);
+    assert_eq!(loaded, "Loaded image: ia/layered:1\nLoaded image: ia/committed:1\n");
+    let ids = docker(&["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert!(ids.contains(&format!("ia/committed:1 {committed}")), "{ids}");
+    assert!(
+        ids.contains("ia/layered:1 sha256:23501bdefb31f5dc8f9f3ddce35153883398b9f89ee0e56e8c9112b882762a95"),
+        "{ids}"
+    );
+    // And back: docker's own save of the committed image loads in a fresh strata store.
+    let back = e.dir.path().join("back.tar");
+    docker(&["save", "-o", back.to_str().unwrap(), "ia/committed:1"]);
+    let f = Env::new("vfs");
+    assert_eq!(f.ok(&["load", "-i", back.to_str().unwrap()]), "Loaded image: ia/committed:1\n");
+    assert_eq!(f.ok(&["images", "--no-trunc", "-q"]), format!("{committed}\n"));
+    e.ok(&["rm", "c"]);
+}
