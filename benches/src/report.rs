@@ -215,14 +215,14 @@ pub fn print_requests(impls: &[Impl], rows: &[Row]) {
     println!("FUSE requests during one timed repetition (total: most frequent opcodes)");
     let mut header = format!("{:<46}", "workload");
     for &i in &fuse {
-        header.push_str(&format!("  {:<44}", impls[i].name()));
+        header.push_str(&format!("  {:<52}", impls[i].name()));
     }
     println!("{}", header.trim_end());
     for r in rows.iter().filter(|r| sent(r)) {
         let mut line = format!("{:<46}", r.name);
         for &i in &fuse {
             let q = r.requests[i].as_ref().map_or("-".into(), |q| q.summary(3));
-            line.push_str(&format!("  {q:<44}"));
+            line.push_str(&format!("  {q:<52}"));
         }
         println!("{}", line.trim_end());
     }

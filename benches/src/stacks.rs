@@ -181,7 +181,15 @@ pub fn mount(settings: &Settings, imp: &Impl, stack: &Stack, cold: bool) -> Moun
             .arg(&mnt)
             .stderr(log)
             .status(),
-        Impl::FuseOverlayfs(bin) | Impl::Strata(bin) => {
+        Impl::FuseOverlayfs(bin) => {
+            Command::new(bin).current_dir(&stack.dir).arg("-o").arg(&opts).arg(&mnt).stderr(log).status()
+        }
+        Impl::Strata(bin) => {
+            // Extra options for experiments, e.g. STRATA_BENCH_OPTS=readdirplus.
+            let opts = match std::env::var("STRATA_BENCH_OPTS") {
+                Ok(extra) if !extra.is_empty() => format!("{opts},{extra}"),
+                _ => opts,
+            };
             Command::new(bin).current_dir(&stack.dir).arg("-o").arg(&opts).arg(&mnt).stderr(log).status()
         }
     };
