@@ -164,9 +164,36 @@ pub fn times_of(st: &Stat) -> Timestamps {
     }
 }
 
-/// Create a kernel-format whiteout (character device 0/0) at `name` in `dir`.
-pub fn make_whiteout(dir: &Layer, name: &[u8]) -> Result<()> {
-    rustix::fs::mknodat(&dir.fd, layer::at(name), FileType::CharacterDevice, Mode::empty(), 0).ctx("create whiteout")
+/// Name of the whiteout every whiteout in the upper layer is a hard link
+/// of (in the work directory), as the kernel does: one inode instead of a
+/// new device node per deletion.
+pub const SHARED_WHITEOUT: &[u8] = b"strata-whiteout";
+
+/// Create a kernel-format whiteout (char device 0/0) named `name` in the
+/// work directory `work`: a hard link of the shared whiteout, created on
+/// first use; a new device node when linking is not possible (too many
+/// links, no hard links on the upper filesystem).
+pub fn make_whiteout(work: &Layer, name: &[u8]) -> Result<()> {
+    for _ in 0..2 {
+        match rustix::fs::linkat(&work.fd, layer::at(SHARED_WHITEOUT), &work.fd, layer::at(name), AtFlags::empty()) {
+            Ok(()) => return Ok(()),
+            Err(Errno::NOENT) => {
+                // First use: create it (another thread may win the race).
+                match rustix::fs::mknodat(
+                    &work.fd,
+                    layer::at(SHARED_WHITEOUT),
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    0,
+                ) {
+                    Ok(()) | Err(Errno::EXIST) => continue,
+                    Err(_) => break,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    rustix::fs::mknodat(&work.fd, layer::at(name), FileType::CharacterDevice, Mode::empty(), 0).ctx("create whiteout")
 }
 
 /// Remove `name` in `dir` and everything below it (work-directory garbage only).

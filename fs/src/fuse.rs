@@ -596,7 +596,10 @@ impl Filesystem for OverlayFs {
             Ok(entries) => {
                 let fh = self.fh();
                 lock(&self.dirs).insert(fh, Arc::new(entries));
-                reply.opened(FileHandle(fh), FopenFlags::empty());
+                // Let the kernel cache listings: every change to a directory
+                // goes through this mount (the kernel then drops its cache),
+                // and side-effect copy-ups are invalidated by `settle`.
+                reply.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE);
             }
             Err(e) => reply.error(errno(&e)),
         }

@@ -68,7 +68,7 @@ pub struct Node {
     pub upper: bool,
     /// Lower directories merged into this directory, top first; for a
     /// lower-only non-directory, its single source.
-    pub lowers: Vec<LowerRef>,
+    pub lowers: Arc<[LowerRef]>,
     /// Inode number shown to users.
     pub st_ino: u64,
     /// For a directory merging several lower layers: what its lower layers
@@ -358,7 +358,7 @@ impl Overlay {
                 lookups: 1,
                 is_dir: true,
                 upper: root.upper,
-                lowers: root.lowers,
+                lowers: root.lowers.into(),
                 st_ino: root.st_ino,
                 lower_names: None,
                 indexed: false,
@@ -639,7 +639,7 @@ impl Overlay {
     /// Whether any lower layer below the upper has something (not a whiteout) at
     /// `name` in `parent`: deleting or renaming away that name must leave a whiteout.
     fn lower_positive(&self, parent: &Node, name: &[u8]) -> Result<bool> {
-        for pl in &parent.lowers {
+        for pl in parent.lowers.iter() {
             match self.lowers[pl.layer].probe(&join(&pl.path, name))? {
                 Probe::Missing => continue,
                 Probe::Whiteout => return Ok(false),
@@ -668,7 +668,7 @@ impl Overlay {
                     lookups,
                     is_dir: r.is_dir,
                     upper: r.upper,
-                    lowers: r.lowers,
+                    lowers: r.lowers.into(),
                     st_ino: r.st_ino,
                     lower_names: None,
                     indexed: r.indexed,
@@ -867,7 +867,7 @@ impl Overlay {
         if node.upper {
             layers.push((&self.upper()?.layer, path.clone()));
         }
-        for l in &node.lowers {
+        for l in node.lowers.iter() {
             layers.push((&self.lowers[l.layer], l.path.clone()));
         }
         for (layer, p) in layers {
