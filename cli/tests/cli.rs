@@ -770,3 +770,64 @@ fn dockerd_round_trip() {
     assert_eq!(f.ok(&["images", "--no-trunc", "-q"]), format!("{committed}\n"));
     e.ok(&["rm", "c"]);
 }
+
+/// `commit` of a mounted container with writers: they are paused for the
+/// commit (SIGSTOP) and resumed after; the committed file holds whole writes.
+#[test]
+fn commit_pauses_writers_of_a_mounted_container() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root for mounts");
+        return;
+    }
+    let e = Env::new("fuse-overlay");
+    e.load("min/ia-layered.min.tar");
+    e.ok(&["create", "--name", "c", "ia/layered:1"]);
+    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    // A writer appending 4 KiB records as fast as it can, and an idle one
+    // holding a file open for writing.
+    let mut dd = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4096", "count=200000", "oflag=append", "conv=notrunc", "status=none"])
+        .arg(format!("of={}", m.join("srv-log").display()))
+        .spawn()
+        .unwrap();
+    let mut idle = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec 3>>{}; sleep 60", m.join("etc/held").display()))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = e.cmd(&["--debug", "commit", "c", "ia/live:1"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("paused 3 writer(s)") || log.contains("paused 2 writer(s)"), "{log}");
+    // Both run again afterwards.
+    for pid in [dd.id(), idle.id()] {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next().unwrap()).unwrap_or('?');
+        assert_ne!(state, 'T', "process {pid} left stopped");
+    }
+    let _ = dd.kill();
+    let _ = dd.wait();
+    let _ = idle.kill();
+    let _ = idle.wait();
+    e.ok(&["umount", "c"]);
+    // The committed file is whole 4 KiB records.
+    let out = e.dir.path().join("live.tar");
+    e.ok(&["save", "-o", out.to_str().unwrap(), "ia/live:1"]);
+    let dir = tempfile::tempdir().unwrap();
+    tar::Archive::new(fs::File::open(&out).unwrap()).unpack(dir.path()).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let top = m[0]["Layers"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
+    let mut ar = tar::Archive::new(fs::File::open(dir.path().join(top)).unwrap());
+    let mut seen = false;
+    for en in ar.entries().unwrap() {
+        let en = en.unwrap();
+        if en.path().unwrap().to_string_lossy() == "srv-log" {
+            assert_eq!(en.header().size().unwrap() % 4096, 0, "a torn write was committed");
+            assert!(en.header().size().unwrap() > 0);
+            seen = true;
+        }
+    }
+    assert!(seen, "the written file is in the committed layer");
+    e.ok(&["rm", "c"]);
+}

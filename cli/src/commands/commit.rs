@@ -51,6 +51,17 @@ pub fn run(s: &Settings, a: CommitArgs) -> Result<()> {
     strata_store::changes::apply_changes(&mut serde_json::Map::new(), &a.change)
         .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
 
+    // -p (the default): stop the processes writing into a mounted container
+    // for the duration of the commit (resumed when `_paused` drops).
+    let _paused = if a.pause && store.driver().is_mounted(&c.layer).unwrap_or(false) {
+        let root = store.driver().mount(&c.layer)?;
+        let p = crate::commands::pause::pause_writers(&root);
+        store.driver().unmount(&c.layer)?;
+        tracing::debug!("paused {} writer(s) under {}", p.count(), root.display());
+        Some(p)
+    } else {
+        None
+    };
     let changed = !store.driver().changes(&c.layer)?.is_empty();
     let id = if changed {
         let scratch = store.scratch()?;

@@ -9,6 +9,7 @@ mod images;
 mod import;
 mod inspect;
 mod load;
+mod pause;
 mod prune;
 mod registry;
 mod rmi;
