@@ -46,7 +46,9 @@ struct Handle {
 pub struct OverlayFs {
     ov: Overlay,
     files: Mutex<HashMap<u64, Arc<Handle>>>,
-    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    /// Open directories: their listing, read on the first READDIR (with the
+    /// kernel's directory cache, most opens never send one).
+    dirs: Mutex<HashMap<u64, Arc<OnceLock<Vec<DirEntry>>>>>,
     backings: Mutex<HashMap<u64, (bool, Weak<BackingId>)>>,
     next_fh: AtomicU64,
     passthrough: AtomicBool,
@@ -191,6 +193,16 @@ impl OverlayFs {
                 let _ = n.inval_inode(INodeNo(id), -1, 0);
             }
         }
+    }
+
+    /// The listing of an open directory, read now if this is its first READDIR.
+    fn listing(&self, ino: u64, fh: u64) -> std::result::Result<Arc<OnceLock<Vec<DirEntry>>>, FErrno> {
+        let handle = lock(&self.dirs).get(&fh).cloned().ok_or(FErrno::EBADF)?;
+        if handle.get().is_none() {
+            let entries = self.ov.readdir(ino).map_err(|e| errno(&e))?;
+            let _ = handle.set(entries);
+        }
+        Ok(handle)
     }
 
     /// `settle` after a union operation, passing its result through.
@@ -592,10 +604,11 @@ impl Filesystem for OverlayFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.ov.readdir(ino.0) {
-            Ok(entries) => {
+        match self.ov.getattr(ino.0) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Directory => reply.error(FErrno::ENOTDIR),
+            Ok(_) => {
                 let fh = self.fh();
-                lock(&self.dirs).insert(fh, Arc::new(entries));
+                lock(&self.dirs).insert(fh, Arc::new(OnceLock::new()));
                 // Let the kernel cache listings: every change to a directory
                 // goes through this mount (the kernel then drops its cache),
                 // and side-effect copy-ups are invalidated by `settle`.
@@ -606,10 +619,11 @@ impl Filesystem for OverlayFs {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let entries = match lock(&self.dirs).get(&fh.0).cloned() {
-            Some(e) => e,
-            None => return reply.error(FErrno::EBADF),
+        let handle = match self.listing(ino.0, fh.0) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
         };
+        let entries = handle.get().map(Vec::as_slice).unwrap_or_default();
         let mut off = offset;
         if off == 0 {
             if reply.add(ino, 1, FType::Directory, ".") {
@@ -632,10 +646,11 @@ impl Filesystem for OverlayFs {
     }
 
     fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let entries = match lock(&self.dirs).get(&fh.0).cloned() {
-            Some(e) => e,
-            None => return reply.error(FErrno::EBADF),
+        let handle = match self.listing(ino.0, fh.0) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
         };
+        let entries = handle.get().map(Vec::as_slice).unwrap_or_default();
         let mut off = offset;
         if off < 2 {
             // `.` and `..` carry no lookup; the kernel ignores their attributes.
