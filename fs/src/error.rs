@@ -21,6 +21,9 @@ pub enum Error {
     /// The mount configuration is unusable.
     #[error("{0}")]
     Config(String),
+    /// The daemon failed and already told the user why (on the shared stderr).
+    #[error("the mount daemon failed")]
+    Reported,
     /// A layer directory cannot be used.
     #[error("{path}: {reason}")]
     Layer {
@@ -36,7 +39,7 @@ impl Error {
     pub fn errno(&self) -> Errno {
         match self {
             Error::Sys { errno, .. } => *errno,
-            Error::Config(_) | Error::Layer { .. } => Errno::INVAL,
+            Error::Config(_) | Error::Layer { .. } | Error::Reported => Errno::INVAL,
         }
     }
 

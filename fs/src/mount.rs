@@ -102,14 +102,14 @@ pub fn run(opts: &Options, args: &[String]) -> Result<()> {
         cfg.upper = None;
         cfg.work = None;
     }
-    // Configuration errors are found here, before any daemon starts, so they
-    // are reported once and by the command the user ran.
-    let ov = Overlay::new(&cfg)?;
-    let mp = check_mountpoint(&opts.mountpoint, &ov.layer_roots())?;
+    // Daemonizing: the child (which shares our stderr) opens and checks
+    // everything once, reports any configuration error itself and exits; we
+    // return only when it says the mount is live.
     if !opts.foreground {
-        drop(ov);
         return spawn_daemon(args);
     }
+    let ov = Overlay::new(&cfg)?;
+    let mp = check_mountpoint(&opts.mountpoint, &ov.layer_roots())?;
     let ov_read_only = ov.read_only();
     let fs = OverlayFs::new(ov, opts.readdirplus);
     let notifier = fs.notifier_slot();
@@ -154,5 +154,9 @@ fn spawn_daemon(args: &[String]) -> Result<()> {
         return Ok(());
     }
     let status = child.wait().map_err(|e| Error::Config(format!("daemon: {e}")))?;
+    if status.code() == Some(1) {
+        // It printed its error (configuration, layers, mountpoint, handshake).
+        return Err(Error::Reported);
+    }
     Err(Error::Config(format!("mount failed (daemon exited with {status})")))
 }

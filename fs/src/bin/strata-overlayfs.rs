@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let child_args: Vec<String> = args.into_iter().filter(|a| a != "-f" && a != "--foreground").collect();
     match strata_fs::mount::run(&opts, &child_args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(strata_fs::Error::Reported) => ExitCode::from(1),
         Err(e) => {
             eprintln!("strata-overlayfs: {e}");
             ExitCode::from(1)
