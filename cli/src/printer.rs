@@ -10,17 +10,15 @@ use serde_json::Value;
 use crate::format;
 
 /// A table request: the user's `--format` (if any), the command's default
-/// `table …` template, the header of each field, and the Go type name
-/// Docker shows in "can't evaluate field" errors.
+/// `table …` template, and the command's columns (Go context type for
+/// "can't evaluate field" errors, header of each field): see `format::presets`.
 pub struct Table<'a> {
     /// `--format` as given.
     pub format: Option<&'a str>,
     /// Default template (starts with `table`).
     pub default: &'a str,
-    /// Field → column header.
-    pub headers: &'a [(&'a str, &'a str)],
-    /// Docker's formatter context type name (`imageContext`…).
-    pub context: &'a str,
+    /// Context type and headers.
+    pub columns: format::Columns<'a>,
 }
 
 /// Buffered stdout. A closed pipe surfaces as an `io::Error` of kind
@@ -49,9 +47,8 @@ impl Printer {
 
     /// Rows through the user's format or the default table.
     pub fn render(&mut self, t: &Table<'_>, rows: &[Value]) -> Result<()> {
-        let ctx = format!("*formatter.{}", t.context);
         let fmt = format::Format::parse(t.format.unwrap_or(""), t.default)?;
-        fmt.render(&mut self.out, rows, &format::Columns { context_type: &ctx, headers: t.headers })?;
+        fmt.render(&mut self.out, rows, &t.columns)?;
         Ok(())
     }
 

@@ -214,11 +214,8 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
             continue;
         }
         let cmd = command_of(&store, c).join(" ");
-        let cmd = if a.no_trunc {
-            format!("\"{cmd}\"")
-        } else {
-            format!("\"{}\"", crate::commands::history::ellipsis(&cmd, 20))
-        };
+        let cmd =
+            if a.no_trunc { format!("\"{cmd}\"") } else { format!("\"{}\"", crate::format::text::ellipsis(&cmd, 20)) };
         let t = strata_store::config::parse_time(&c.created).unwrap_or(chrono::DateTime::UNIX_EPOCH);
         let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         rows.push(json!({
@@ -244,7 +241,11 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
         return Ok(());
     }
     p.render(
-        &Table { format: a.format.as_deref(), default: PS_DEFAULT, headers: PS_HEADERS, context: "ContainerContext" },
+        &Table {
+            format: a.format.as_deref(),
+            default: PS_DEFAULT,
+            columns: crate::format::Columns { context_type: "*formatter.ContainerContext", headers: PS_HEADERS },
+        },
         &rows,
     )
 }

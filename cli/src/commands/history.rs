@@ -5,29 +5,9 @@ use serde_json::json;
 use strata_store::config::parse_time;
 
 use crate::cli::HistoryArgs;
+use crate::format::presets;
 use crate::printer::{self, Printer, Table};
 use crate::settings::Settings;
-
-const DEFAULT: &str = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
-const DEFAULT_NOT_HUMAN: &str = "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
-const HEADERS: &[(&str, &str)] = &[
-    ("ID", "IMAGE"),
-    ("CreatedSince", "CREATED"),
-    ("CreatedAt", "CREATED AT"),
-    ("CreatedBy", "CREATED BY"),
-    ("Size", "SIZE"),
-    ("Comment", "COMMENT"),
-];
-
-/// Docker's `Ellipsis`: at most `n` characters, the last one `…`.
-pub fn ellipsis(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(n - 1).collect();
-    out.push('…');
-    out
-}
 
 /// Show an image's history, newest first.
 pub fn run(s: &Settings, a: HistoryArgs) -> Result<()> {
@@ -93,7 +73,7 @@ pub fn run(s: &Settings, a: HistoryArgs) -> Result<()> {
             "ID": id_text,
             "CreatedSince": t.map(printer::since).unwrap_or_else(|| "N/A".into()),
             "CreatedAt": t.map(strata_store::config::format_time).unwrap_or_else(|| "N/A".into()),
-            "CreatedBy": if a.no_trunc { by } else { ellipsis(&by, 45) },
+            "CreatedBy": if a.no_trunc { by } else { crate::format::text::ellipsis(&by, 45) },
             "Size": if a.human { printer::size(size) } else { size.to_string() },
             "Comment": comment,
         }));
@@ -105,6 +85,6 @@ pub fn run(s: &Settings, a: HistoryArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let default = if a.human { DEFAULT } else { DEFAULT_NOT_HUMAN };
-    p.render(&Table { format: a.format.as_deref(), default, headers: HEADERS, context: "historyContext" }, &rows)
+    let default = if a.human { presets::HISTORY_TABLE } else { presets::HISTORY_TABLE_NOT_HUMAN };
+    p.render(&Table { format: a.format.as_deref(), default, columns: presets::HISTORY }, &rows)
 }

@@ -7,27 +7,9 @@ use serde_json::json;
 use strata_store::{Digest, Image, Reference, Store};
 
 use crate::cli::ImagesArgs;
+use crate::format::presets;
 use crate::printer::{self, Printer, Table};
 use crate::settings::Settings;
-
-/// Docker's default `images` columns.
-const DEFAULT: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
-const DEFAULT_DIGESTS: &str = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
-
-/// Header of each field in `table` templates.
-pub const HEADERS: &[(&str, &str)] = &[
-    ("Repository", "REPOSITORY"),
-    ("Tag", "TAG"),
-    ("ID", "IMAGE ID"),
-    ("Digest", "DIGEST"),
-    ("CreatedSince", "CREATED"),
-    ("CreatedAt", "CREATED AT"),
-    ("Size", "SIZE"),
-    ("SharedSize", "SHARED SIZE"),
-    ("UniqueSize", "UNIQUE SIZE"),
-    ("VirtualSize", "SIZE"),
-    ("Containers", "CONTAINERS"),
-];
 
 /// A parsed `-f` filter.
 enum Filter {
@@ -193,6 +175,6 @@ pub fn run(s: &Settings, a: ImagesArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let default = if a.digests { DEFAULT_DIGESTS } else { DEFAULT };
-    p.render(&Table { format: a.format.as_deref(), default, headers: HEADERS, context: "imageContext" }, &rows)
+    let default = if a.digests { presets::IMAGES_TABLE_DIGESTS } else { presets::IMAGES_TABLE };
+    p.render(&Table { format: a.format.as_deref(), default, columns: presets::IMAGES }, &rows)
 }

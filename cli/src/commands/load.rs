@@ -31,7 +31,6 @@ pub fn run(s: &Settings, a: LoadArgs) -> Result<()> {
         }
         None => load_stream(&store, std::io::stdin().lock(), &mut progress)?,
     };
-    drop(progress);
     bars.finish();
     for e in events {
         match e {

@@ -12,6 +12,7 @@ use strata_store::registry::{search, Client, RegistryConfig};
 use strata_store::Reference;
 
 use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs, SearchArgs};
+use crate::format::presets;
 use crate::printer::{Printer, Progress, Table};
 use crate::settings::Settings;
 
@@ -225,19 +226,6 @@ pub fn search(a: SearchArgs) -> Result<()> {
             })
         })
         .collect();
-    Printer::stdout().render(
-        &Table {
-            format: a.format.as_deref(),
-            default: "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}",
-            headers: &[
-                ("Name", "NAME"),
-                ("Description", "DESCRIPTION"),
-                ("StarCount", "STARS"),
-                ("IsOfficial", "OFFICIAL"),
-                ("IsAutomated", "AUTOMATED"),
-            ],
-            context: "searchContext",
-        },
-        &rows,
-    )
+    Printer::stdout()
+        .render(&Table { format: a.format.as_deref(), default: presets::SEARCH_TABLE, columns: presets::SEARCH }, &rows)
 }

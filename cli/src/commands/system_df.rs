@@ -9,17 +9,9 @@ use strata_store::Digest;
 
 use crate::cli::DfArgs;
 use crate::commands::images::created;
+use crate::format::presets;
 use crate::printer::{self, Printer, Table};
 use crate::settings::Settings;
-
-const DEFAULT: &str = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
-const HEADERS: &[(&str, &str)] = &[
-    ("Type", "TYPE"),
-    ("TotalCount", "TOTAL"),
-    ("Active", "ACTIVE"),
-    ("Size", "SIZE"),
-    ("Reclaimable", "RECLAIMABLE"),
-];
 
 fn reclaim(bytes: u64, total: u64) -> String {
     if total == 0 || bytes == 0 {
@@ -95,15 +87,7 @@ pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
                 "Containers": n.to_string(),
             }));
         }
-        p.render(
-            &Table {
-                format: None,
-                default: "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
-                headers: crate::commands::images::HEADERS,
-                context: "imageContext",
-            },
-            &rows,
-        )?;
+        p.render(&Table { format: None, default: presets::SYSTEM_DF_IMAGES_TABLE, columns: presets::IMAGES }, &rows)?;
         p.line("")?;
         p.line("Containers space usage:")?;
         p.line("")?;
@@ -113,7 +97,7 @@ pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
             let mounted = store.driver().is_mounted(&c.layer).unwrap_or(false);
             let cmd = crate::commands::containers::command_of(&store, c).join(" ");
             rows.push(json!({
-                "ID": &c.id[..12], "Image": c.image_name, "Command": format!("\"{}\"", crate::commands::history::ellipsis(&cmd, 20)),
+                "ID": &c.id[..12], "Image": c.image_name, "Command": format!("\"{}\"", crate::format::text::ellipsis(&cmd, 20)),
                 "LocalVolumes": "0", "Size": printer::size(store.driver().diff_size(&c.layer).unwrap_or(0)),
                 "RunningFor": printer::since(t), "Status": if mounted { "Mounted" } else { "Created" }, "Names": c.name,
             }));
@@ -121,9 +105,8 @@ pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
         p.render(
             &Table {
                 format: None,
-                default: "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
-                headers: &[("ID", "CONTAINER ID"), ("Image", "IMAGE"), ("Command", "COMMAND"), ("LocalVolumes", "LOCAL VOLUMES"), ("Size", "SIZE"), ("RunningFor", "CREATED"), ("Status", "STATUS"), ("Names", "NAMES")],
-                context: "ContainerContext",
+                default: presets::SYSTEM_DF_CONTAINERS_TABLE,
+                columns: presets::SYSTEM_DF_CONTAINERS,
             },
             &rows,
         )?;
@@ -143,7 +126,7 @@ pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
         json!({"Active": "0", "Reclaimable": "0B", "Size": "0B", "TotalCount": "0", "Type": "Build Cache"}),
     ];
     p.render(
-        &Table { format: a.format.as_deref(), default: DEFAULT, headers: HEADERS, context: "diskUsageContext" },
+        &Table { format: a.format.as_deref(), default: presets::SYSTEM_DF_TABLE, columns: presets::SYSTEM_DF },
         &rows,
     )
 }

@@ -18,6 +18,9 @@
 //! values come from [`units`] (`human_size_3`, `human_size`, `human_since`,
 //! `go_time_string_utc`, `rfc3339`) and [`text`] (`truncate_id`, `ellipsis`).
 //! Errors display exactly as Docker prints them after its `template parsing error: ` prefix.
+// The toolkit is complete for Docker's formatters; a few presets and helpers
+// (volume and build-cache sections, binary sizes, RFC 3339 helpers) serve
+// commands strata does not have yet.
 #![allow(dead_code)]
 
 pub mod gofmt;
