@@ -137,19 +137,9 @@ pub(crate) fn read_dir_sorted(path: &Path) -> Result<Vec<Vec<u8>>> {
     Ok(names)
 }
 
-/// Names of the directory open at `fd` (unsorted).
+/// Names of the directory open at `fd` (unsorted, without `.`/`..`).
 pub(crate) fn dir_names(fd: impl AsFd) -> std::result::Result<Vec<Vec<u8>>, Errno> {
-    let dir_fd = rustix::fs::openat(fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut dir = rustix::fs::Dir::new(dir_fd)?;
-    let mut out = Vec::new();
-    while let Some(ent) = dir.read() {
-        let ent = ent?;
-        let name = ent.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            out.push(name.to_vec());
-        }
-    }
-    Ok(out)
+    Ok(strata_fs::layer::dir_names(fd)?.into_iter().map(|(name, _, _)| name).collect())
 }
 
 /// Whether an xattr must never leave or enter a layer: the overlay's private

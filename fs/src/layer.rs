@@ -267,7 +267,8 @@ pub fn list_xattr_path(path: &Path) -> rustix::io::Result<Vec<Vec<u8>>> {
     Ok(buf[..n].split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| s.to_vec()).collect())
 }
 
-/// Whether a descriptor's directory is empty of everything but `.`/`..`.
+/// Entries of the directory open at `fd` (unsorted, without `.`/`..`):
+/// name, inode number, type.
 pub fn dir_names(fd: impl AsFd) -> rustix::io::Result<Vec<(Vec<u8>, u64, FileType)>> {
     let dir_fd = rustix::fs::openat(fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
     let mut dir = rustix::fs::Dir::new(dir_fd)?;

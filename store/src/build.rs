@@ -46,7 +46,7 @@ pub fn create_image(
             _ => return Err(Error::Corrupt(format!("config of {} is not an object", img.id))),
         },
         None => {
-            let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+            let arch = crate::oci::host_arch();
             let mut m = Map::new();
             m.insert("architecture".into(), json!(arch));
             m.insert("os".into(), json!("linux"));

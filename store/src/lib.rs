@@ -27,6 +27,7 @@ pub mod fsutil;
 pub mod images;
 pub mod layers;
 pub mod load;
+pub mod oci;
 pub mod reference;
 pub mod registry;
 pub mod remove;

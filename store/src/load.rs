@@ -16,6 +16,7 @@ use crate::config::ImageConfig;
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
 use crate::images::ImageMeta;
+use crate::oci::{host_arch, Descriptor, Index, Manifest};
 use crate::reference::Reference;
 use crate::Store;
 
@@ -89,41 +90,6 @@ struct ManifestEntry {
     #[serde(default)]
     repo_tags: Option<Vec<String>>,
     layers: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: Digest,
-    #[serde(default)]
-    size: i64,
-    #[serde(default)]
-    annotations: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize)]
-struct Platform {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-}
-
-#[derive(Deserialize)]
-struct Index {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    config: Descriptor,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
 }
 
 /// Load every image of a tar stream (any supported format, compressed or not).
@@ -278,7 +244,7 @@ fn read_blob(ar: &Archive, d: &Descriptor) -> Result<Vec<u8>> {
             actual: got.to_string(),
         });
     }
-    if d.size >= 0 && d.size as usize != b.len() && d.size != 0 {
+    if d.size != 0 && d.size != b.len() as u64 {
         return Err(Error::BadArchive(format!("blob {} has size {}, descriptor says {}", d.digest, b.len(), d.size)));
     }
     Ok(b)
@@ -319,22 +285,15 @@ fn oci_layout(ar: &Archive) -> Result<Vec<Found>> {
 
 /// Follow nested indexes to one image manifest (linux/amd64 preferred).
 fn pick_manifest(ar: &Archive, d: &Descriptor, depth: usize) -> Result<Descriptor> {
-    let is_index = d.media_type.contains("index") || d.media_type.contains("manifest.list");
-    if !is_index {
-        return Ok(Descriptor {
-            media_type: d.media_type.clone(),
-            digest: d.digest.clone(),
-            size: d.size,
-            annotations: Default::default(),
-            platform: None,
-        });
+    if !d.is_index() {
+        return Ok(d.clone());
     }
     if depth > 4 {
         return Err(Error::BadArchive("indexes nested too deep".into()));
     }
     let idx: Index = serde_json::from_slice(&read_blob(ar, d)?)
         .map_err(|source| Error::Json { what: format!("index {}", d.digest), source })?;
-    let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    let arch = host_arch();
     let chosen = idx
         .manifests
         .iter()

@@ -10,7 +10,7 @@ use crate::settings::Settings;
 
 /// `version`: Docker's layout (there is no separate server: one binary).
 pub fn version(a: FormatArgs) -> Result<()> {
-    let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    let arch = strata_store::oci::host_arch();
     let doc = json!({
         "Client": {
             "Version": env!("CARGO_PKG_VERSION"),

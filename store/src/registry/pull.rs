@@ -10,13 +10,12 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use serde::Deserialize;
-
 use crate::archive::decompress;
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
 use crate::images::ImageMeta;
 use crate::layers::BlobSource;
+use crate::oci::{host_arch, Descriptor, Index, Manifest};
 use crate::reference::Reference;
 use crate::registry::client::Client;
 use crate::registry::config::RegistryConfig;
@@ -63,44 +62,9 @@ pub struct Pulled {
     pub updated: bool,
 }
 
-#[derive(Deserialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: Digest,
-    #[serde(default)]
-    size: u64,
-    #[serde(default)]
-    urls: Vec<String>,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize, Clone)]
-struct Platform {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    variant: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Index {
-    manifests: Vec<Descriptor>,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    config: Descriptor,
-    layers: Vec<Descriptor>,
-}
-
 /// The platform to pull: `--platform os/arch[/variant]` or the host's.
 pub fn platform_of(arg: Option<&str>) -> (String, String, Option<String>) {
-    let host_arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    let host_arch = host_arch();
     match arg {
         Some(p) => {
             let mut it = p.split('/');
