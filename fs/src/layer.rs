@@ -269,11 +269,30 @@ pub fn list_xattr_path(path: &Path) -> rustix::io::Result<Vec<Vec<u8>>> {
 
 /// Entries of the directory open at `fd` (unsorted, without `.`/`..`):
 /// name, inode number, type.
+///
+/// A descriptor open for reading is read in place from its start (its offset
+/// is moved; the caller keeps ownership); an `O_PATH` descriptor is reopened
+/// for reading first.
 pub fn dir_names(fd: impl AsFd) -> rustix::io::Result<Vec<(Vec<u8>, u64, FileType)>> {
-    let dir_fd = rustix::fs::openat(fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut dir = rustix::fs::Dir::new(dir_fd)?;
+    match rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0)) {
+        Ok(_) => read_entries(&fd),
+        Err(Errno::BADF) => {
+            let readable =
+                rustix::fs::openat(&fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+            read_entries(&readable)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Entries of a directory just opened for reading (as `dir_names`), read
+/// from the descriptor's current offset: one `getdents64` per 32 KiB plus the
+/// one that finds the end, no reopen and no seek.
+pub fn read_entries(fd: impl AsFd) -> rustix::io::Result<Vec<(Vec<u8>, u64, FileType)>> {
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 32 * 1024];
+    let mut dir = rustix::fs::RawDir::new(fd, &mut buf);
     let mut out = Vec::new();
-    while let Some(ent) = dir.read() {
+    while let Some(ent) = dir.next() {
         let ent = ent?;
         let name = ent.file_name().to_bytes();
         if name == b"." || name == b".." {

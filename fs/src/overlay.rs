@@ -592,7 +592,7 @@ impl Overlay {
         for (pos, l) in node.lowers.iter().enumerate() {
             let layer = &self.lowers[l.layer];
             let dirfd = layer.open_dir(&l.path).ctx("open lower directory")?;
-            let entries = layer::dir_names(&dirfd).ctx("read lower directory")?;
+            let entries = layer::read_entries(&dirfd).ctx("read lower directory")?;
             let mut whiteouts = Vec::new();
             for (name, _, ft) in entries {
                 if name.starts_with(WH_PREFIX) {
@@ -872,7 +872,7 @@ impl Overlay {
         }
         for (layer, p) in layers {
             let dirfd = layer.open_dir(&p).ctx("open directory")?;
-            let names = layer::dir_names(&dirfd).ctx("read directory")?;
+            let names = layer::read_entries(&dirfd).ctx("read directory")?;
             let mut hidden_here: Vec<Vec<u8>> = Vec::new();
             for (name, ino, ft) in names {
                 if seen.contains(&name) {
