@@ -74,6 +74,9 @@ pub struct Node {
     /// For a directory merging several lower layers: what its lower layers
     /// hold, built on first use (lower layers never change).
     lower_names: Option<Arc<LowerNames>>,
+    /// A lookup in this directory already probed its lower layers one by
+    /// one: the next one builds `lower_names` instead.
+    probed_lowers: bool,
     /// A lower hard-linked file some name of which was copied up: its data
     /// lives in the index entry (shared by all copied-up names).
     pub indexed: bool,
@@ -87,7 +90,10 @@ pub struct Node {
 
 /// Below this many merged lower directories a lookup probes each layer;
 /// from it on, the directory's lower entries are listed once and looked up
-/// in memory, so a lookup costs the same at any depth.
+/// in memory, so a lookup costs the same at any depth. The first lookup in a
+/// directory still probes layer by layer (a missing name costs one or two
+/// `stat`s per layer, a listing four syscalls per layer): a directory looked
+/// into once, like most on a path to somewhere else, is never listed.
 const LOWER_NAMES_MIN: usize = 3;
 
 /// What the first lower layer that mentions a name says about it.
@@ -361,6 +367,7 @@ impl Overlay {
                 lowers: root.lowers.into(),
                 st_ino: root.st_ino,
                 lower_names: None,
+                probed_lowers: false,
                 indexed: false,
                 unlinked: false,
                 gone: None,
@@ -471,7 +478,9 @@ impl Overlay {
         let mut next_parent = 0usize;
         let mut next_abs = 0usize;
         if let Search::Parent(nm) = &search {
-            if parent.lowers.len() >= LOWER_NAMES_MIN {
+            if parent.lowers.len() >= LOWER_NAMES_MIN && !parent.probed_lowers && parent.lower_names.is_none() {
+                self.set_node(parent_id, |n| n.probed_lowers = true);
+            } else if parent.lowers.len() >= LOWER_NAMES_MIN {
                 match self.lower_names(parent_id, parent)?.get(nm) {
                     None | Some(LowerName::Whiteout) => next_parent = usize::MAX,
                     Some(LowerName::At(pos)) => next_parent = *pos,
@@ -671,6 +680,7 @@ impl Overlay {
                     lowers: r.lowers.into(),
                     st_ino: r.st_ino,
                     lower_names: None,
+                    probed_lowers: false,
                     indexed: r.indexed,
                     unlinked: false,
                     gone: None,
