@@ -5,7 +5,8 @@
 //!   rename, copy-up, …) over layer directories;
 //! - [`fuse`]: the adapter serving that API through `fuser`;
 //! - [`options`]: the fuse-overlayfs / mount.fuse command line;
-//! - [`mount`]: mounting, in the foreground or as a daemon.
+//! - [`mount`]: mounting, in the foreground or as a daemon;
+//! - [`sys`]: the one module with `unsafe` (`fork`).
 
 pub mod copy_up;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod layer;
 pub mod mount;
 pub mod options;
 pub mod overlay;
+pub mod sys;
 
 pub use error::{Error, Result};
 pub use overlay::{Overlay, OverlayConfig};

@@ -1,17 +1,15 @@
 //! Mounting a union through FUSE, in the foreground or as a daemon.
 //!
-//! Daemon protocol: the command re-executes itself in the foreground with
-//! `STRATA_OVERLAYFS_NOTIFY=1` and its standard output on a pipe. The child
-//! mounts, writes `ready` on that pipe once the kernel has completed the FUSE
-//! handshake (the mount is live), then points its standard streams at
-//! `/dev/null` and serves until unmounted. The parent exits 0 on `ready`, or
-//! with the child's error and status otherwise. So the command returns only
-//! once the mount can be used.
+//! Daemon protocol: the command forks (before any thread exists). The child
+//! opens and checks the layers, mounts, and writes `ready` on a pipe once the
+//! kernel has completed the FUSE handshake (the mount is live), then points
+//! its standard streams at `/dev/null` and serves until unmounted. Errors it
+//! meets before that it prints on the shared stderr itself. The parent exits
+//! 0 on `ready`, or with the child's status otherwise. So the command returns
+//! only once the mount can be used.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -24,8 +22,7 @@ use crate::error::{Error, Result};
 use crate::fuse::OverlayFs;
 use crate::options::Options;
 use crate::overlay::{Overlay, OverlayConfig};
-
-const NOTIFY_ENV: &str = "STRATA_OVERLAYFS_NOTIFY";
+use crate::sys::{fork_single_threaded, Forked};
 
 /// Check that the mountpoint is a directory outside every layer.
 pub fn check_mountpoint(mountpoint: &Path, layer_roots: &[PathBuf]) -> Result<PathBuf> {
@@ -96,17 +93,51 @@ fn session_config() -> Config {
 
 /// Open the layers, check the mountpoint, and serve the mount until it is
 /// unmounted (foreground), or hand it to a daemon and return once it is live.
-pub fn run(opts: &Options, args: &[String]) -> Result<()> {
+///
+/// Daemon mode forks, so it must be called while the process has a single
+/// thread (see `sys::fork_single_threaded`); in the parent it returns `Ok`
+/// once the child reports the mount live, `Error::Reported` when the child
+/// exited 1 after printing its error.
+pub fn run(opts: &Options) -> Result<()> {
+    if opts.foreground {
+        return serve(opts, None);
+    }
+    let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Error::Config(format!("cannot create a pipe: {e}")))?;
+    match fork_single_threaded().map_err(|e| Error::Config(format!("cannot start the daemon: {e}")))? {
+        Forked::Child => {
+            drop(read_end);
+            // Its own process group: a terminal's ^C to the command that
+            // mounted must not end the daemon serving the mount.
+            let _ = rustix::process::setpgid(None, None);
+            serve(opts, Some(write_end))
+        }
+        Forked::Parent(child) => {
+            drop(write_end);
+            let mut line = String::new();
+            let _ = BufReader::new(std::fs::File::from(read_end)).read_line(&mut line);
+            if line.trim() == "ready" {
+                return Ok(());
+            }
+            let status = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty())
+                .map_err(|e| Error::Config(format!("daemon: {e}")))?;
+            match status.and_then(|(_, st)| st.exit_status()) {
+                // It printed its error (configuration, layers, mountpoint, handshake).
+                Some(1) => Err(Error::Reported),
+                other => Err(Error::Config(format!("mount failed (daemon ended with {other:?})"))),
+            }
+        }
+    }
+}
+
+/// Mount and serve in this process. `ready`, when given, is the pipe on
+/// which to say `ready` once the mount is live (daemon mode: the standard
+/// streams are then pointed at `/dev/null`); it is closed after that.
+fn serve(opts: &Options, ready: Option<OwnedFd>) -> Result<()> {
     let mut cfg: OverlayConfig = (&opts.layers).into();
     if opts.read_only {
         cfg.upper = None;
         cfg.work = None;
-    }
-    // Daemonizing: the child (which shares our stderr) opens and checks
-    // everything once, reports any configuration error itself and exits; we
-    // return only when it says the mount is live.
-    if !opts.foreground {
-        return spawn_daemon(args);
     }
     let ov = Overlay::new(&cfg)?;
     let mp = check_mountpoint(&opts.mountpoint, &ov.layer_roots())?;
@@ -122,10 +153,10 @@ pub fn run(opts: &Options, args: &[String]) -> Result<()> {
         }
     };
     let _ = notifier.set(session.notifier());
-    if std::env::var_os(NOTIFY_ENV).is_some() {
-        let mut out = std::io::stdout();
-        let _ = writeln!(out, "ready");
-        let _ = out.flush();
+    if let Some(ready) = ready {
+        let mut out = std::fs::File::from(ready);
+        let _ = out.write_all(b"ready\n");
+        drop(out);
         if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
             let _ = rustix::stdio::dup2_stdout(&null);
             let _ = rustix::stdio::dup2_stderr(&null);
@@ -133,30 +164,4 @@ pub fn run(opts: &Options, args: &[String]) -> Result<()> {
         }
     }
     session.run().map_err(|e| Error::Config(format!("FUSE session ended: {e}")))
-}
-
-fn spawn_daemon(args: &[String]) -> Result<()> {
-    let exe = std::env::current_exe().map_err(|e| Error::Config(format!("cannot find own executable: {e}")))?;
-    let mut child = Command::new(exe)
-        .arg("-f")
-        .args(args)
-        .env(NOTIFY_ENV, "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Error::Config(format!("cannot start the daemon: {e}")))?;
-    let out = child.stdout.take().expect("stdout is piped");
-    let mut line = String::new();
-    let _ = BufReader::new(out).read_line(&mut line);
-    if line.trim() == "ready" {
-        return Ok(());
-    }
-    let status = child.wait().map_err(|e| Error::Config(format!("daemon: {e}")))?;
-    if status.code() == Some(1) {
-        // It printed its error (configuration, layers, mountpoint, handshake).
-        return Err(Error::Reported);
-    }
-    Err(Error::Config(format!("mount failed (daemon exited with {status})")))
 }

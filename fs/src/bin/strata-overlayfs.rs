@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match strata_fs::options::parse(args.clone()) {
+    let opts = match strata_fs::options::parse(args) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("strata-overlayfs: {e}");
@@ -17,9 +17,8 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| filter.into()))
         .with_writer(std::io::stderr)
         .init();
-    // The daemon child gets `-f` prepended; strip ours so it is not doubled.
-    let child_args: Vec<String> = args.into_iter().filter(|a| a != "-f" && a != "--foreground").collect();
-    match strata_fs::mount::run(&opts, &child_args) {
+    // Before any thread exists: daemon mode forks.
+    match strata_fs::mount::run(&opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(strata_fs::Error::Reported) => ExitCode::from(1),
         Err(e) => {
