@@ -15,6 +15,7 @@ mod fusetrace;
 mod images;
 mod report;
 mod rootfs;
+mod scratch;
 mod stacks;
 mod workloads;
 
@@ -58,6 +59,8 @@ pub struct Settings {
     pub budget: Duration,
     /// Where stacks and caches live.
     pub root: PathBuf,
+    /// Where mounts keep their upper and work directories (see `scratch`).
+    pub scratch: PathBuf,
     /// Never try debootstrap (use the generated tree unless a Debian one is cached).
     pub no_debootstrap: bool,
 }
@@ -130,8 +133,9 @@ fn main() {
     let root =
         std::env::var_os("STRATA_BENCH_DIR").map_or_else(|| PathBuf::from("/var/tmp/strata-bench"), PathBuf::from);
     let (reps, budget) = if quick { (3, Duration::from_secs(2)) } else { (5, Duration::from_secs(15)) };
-    let settings = Settings { quick, reps, budget, root, no_debootstrap };
-    std::fs::create_dir_all(&settings.root).expect("create the bench directory");
+    std::fs::create_dir_all(&root).expect("create the bench directory");
+    let scratch_fs = scratch::prepare(&root, &mut notes);
+    let settings = Settings { quick, reps, budget, root, scratch: scratch_fs.dir.clone(), no_debootstrap };
     let load_start = loadavg();
     let started = Instant::now();
     println!(
@@ -175,4 +179,5 @@ fn main() {
         std::fs::write(&path, text + "\n").expect("write the JSON output");
         println!("JSON written to {}", path.display());
     }
+    drop(scratch_fs);
 }

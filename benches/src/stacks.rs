@@ -157,7 +157,7 @@ impl Drop for Mounted {
 /// Mount `stack` with `imp`, with a fresh empty upper layer; `cold` drops the
 /// page, dentry and inode caches just before mounting.
 pub fn mount(settings: &Settings, imp: &Impl, stack: &Stack, cold: bool) -> Mounted {
-    let run = settings.root.join("run");
+    let run = settings.scratch.join("run");
     let _ = Command::new("umount").arg(run.join("mnt")).stderr(Stdio::null()).status();
     let _ = fs::remove_dir_all(&run);
     for d in ["upper", "work", "mnt"] {

@@ -1166,8 +1166,32 @@ impl Overlay {
                 rustix::fs::linkat(&u.layer.fd, layer::at(sp), &dir.fd, tgt, AtFlags::empty()).ctx("link")?
             }
         }
+        // What the new object is now: created by the daemon, it may already
+        // have the owner it must have (a root caller, the common case), and
+        // then this stat is also the final answer.
+        let created = match &fd {
+            Some(f) => rustix::fs::fstat(f),
+            None => rustix::fs::statat(&dir.fd, tgt, AtFlags::SYMLINK_NOFOLLOW),
+        };
+        let created = match created {
+            Ok(st) => st,
+            Err(e) => {
+                let _ = rustix::fs::unlinkat(
+                    &dir.fd,
+                    tgt,
+                    if matches!(kind, NewKind::Dir) { AtFlags::REMOVEDIR } else { AtFlags::empty() },
+                );
+                return Err(Error::Sys { op: "stat new object", errno: e });
+            }
+        };
+        let is_link = matches!(kind, NewKind::Link(_));
+        let chown = !is_link && (created.st_uid != creds.uid || created.st_gid != gid);
+        let chmod = !is_link && !matches!(kind, NewKind::Symlink(_)) && perm & 0o7000 != 0;
+        // Like the kernel, a directory made where lower layers could show
+        // through (over a whiteout, or in a merged parent) is opaque.
+        let opaque = matches!(kind, NewKind::Dir) && (over_whiteout || !pnode.lowers.is_empty());
         let finish = || -> Result<()> {
-            if !matches!(kind, NewKind::Link(_)) {
+            if chown {
                 rustix::fs::chownat(
                     &dir.fd,
                     tgt,
@@ -1176,14 +1200,11 @@ impl Overlay {
                     AtFlags::SYMLINK_NOFOLLOW,
                 )
                 .ctx("chown new object")?;
-                if !matches!(kind, NewKind::Symlink(_)) && perm & 0o7000 != 0 {
-                    rustix::fs::chmodat(&dir.fd, tgt, Mode::from_raw_mode(perm), AtFlags::empty()).ctx("chmod")?;
-                }
             }
-            // Like the kernel, a directory made where lower layers could show
-            // through (over a whiteout, or in a merged parent) is opaque.
-            let merged_parent = !pnode.lowers.is_empty();
-            if matches!(kind, NewKind::Dir) && (over_whiteout || merged_parent) {
+            if chmod {
+                rustix::fs::chmodat(&dir.fd, tgt, Mode::from_raw_mode(perm), AtFlags::empty()).ctx("chmod")?;
+            }
+            if opaque {
                 rustix::fs::lsetxattr(dir.abs(&target), layer::XATTR_OPAQUE, b"y", rustix::fs::XattrFlags::empty())
                     .ctx("mark opaque")?;
             }
@@ -1205,7 +1226,8 @@ impl Overlay {
         if let Some(i) = src_ino {
             self.adjust_nlink(i, 1)?;
         }
-        let st = u.layer.stat(&path).ctx("stat new object")?;
+        let changed = chown || chmod || opaque || over_whiteout || is_link;
+        let st = if changed { u.layer.stat(&path).ctx("stat new object")? } else { created };
         let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
         let st_ino = match src_ino {
             Some(i) => i,
@@ -1216,7 +1238,14 @@ impl Overlay {
             name,
             Resolved { is_dir, upper: true, lowers: Vec::new(), st_ino, indexed: false, stat: None },
         );
-        let st = self.stat_node(&node, &path)?;
+        let st = if is_link || node.parent != parent || node.name != name {
+            self.stat_node(&node, &path)?
+        } else {
+            // A new upper-only object with one name: its stat is the answer.
+            let mut st = st;
+            st.st_ino = node.st_ino;
+            st
+        };
         Ok((id, st, fd))
     }
 

@@ -597,3 +597,45 @@ fn quick_remount_survives_the_old_daemon_exiting() {
         assert!(mounts.contains("fuse.strata-overlayfs"), "mount type");
     }
 }
+
+#[test]
+fn objects_made_by_other_users_get_the_owners_the_kernel_gives() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    // uid 1000 must reach the mountpoints.
+    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir(s.lower(0).join("pub")).unwrap();
+    fs::set_permissions(s.lower(0).join("pub"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::create_dir(s.lower(0).join("sg")).unwrap();
+    std::os::unix::fs::chown(s.lower(0).join("sg"), Some(0), Some(123)).unwrap();
+    fs::set_permissions(s.lower(0).join("sg"), fs::Permissions::from_mode(0o2777)).unwrap();
+    let names = ["pub/f", "pub/d", "pub/d/sub", "pub/l", "pub/p", "sg", "sg/f", "sg/d", "sg/d/sub"];
+    let script = "cd \"$1\" && touch pub/f && mkdir pub/d pub/d/sub && ln -s x pub/l && mkfifo pub/p \
+                  && touch sg/f && mkdir sg/d sg/d/sub";
+    let make_and_list = |root: &Path| -> Vec<(String, u32, u32, u32)> {
+        let st = Command::new("setpriv")
+            .args(["--reuid=1000", "--regid=1000", "--clear-groups", "sh", "-c", script, "sh"])
+            .arg(root)
+            .status()
+            .unwrap();
+        assert!(st.success(), "the script failed as uid 1000 in {}", root.display());
+        names
+            .iter()
+            .map(|n| {
+                let m = fs::symlink_metadata(root.join(n)).unwrap();
+                (n.to_string(), m.uid(), m.gid(), m.mode())
+            })
+            .collect()
+    };
+    let expected = {
+        let k = s.mount_kernel("kupper", "kwork", "kmnt");
+        make_and_list(&k.path)
+    };
+    assert_eq!(expected[0].1, 1000, "the kernel made pub/f as uid 1000");
+    assert_eq!(expected[6].2, 123, "the kernel gave sg/f the setgid parent's group");
+    let m = s.mount();
+    assert_eq!(make_and_list(&m.path), expected);
+}
