@@ -67,27 +67,33 @@ impl<'a> Bench<'a> {
         self.rows.push(r);
     }
 
-    /// Time `op` on a mount of `stack`, `reps` times per implementation (fewer
-    /// when the repetitions so far took longer than the settings' budget), after
-    /// the untimed `prep`. FUSE requests are counted during the first timed
-    /// repetition (the tracepoint costs well under 1% of a request).
+    /// Time `op` on a mount of `stack`, `reps` times per implementation, after
+    /// the untimed `prep`. Repetitions are interleaved (kernel, fuse-overlayfs,
+    /// strata, kernel, …) so that a slow spell of this shared machine, or
+    /// state one implementation leaves behind, falls on all of them alike; an
+    /// implementation stops repeating once its repetitions took longer than
+    /// the settings' budget (one always runs). FUSE requests are counted
+    /// during the first timed repetition (the tracepoint costs well under 1%
+    /// of a request).
     fn timed(&self, key: &str, name: &str, stack: &Stack, cache: Cache, prep: Op, op: Op) -> Row {
-        let mut row = Row::new(key, name, Unit::Seconds, Vec::new());
-        for imp in self.impls {
-            let mut times = Vec::new();
-            let mut requests = None;
-            let started = Instant::now();
-            for rep in 0..self.s.reps {
-                if rep > 0 && started.elapsed() > self.s.budget {
-                    break;
+        let n = self.impls.len();
+        let mut row = Row::new(key, name, Unit::Seconds, vec![None; n]);
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); n];
+        let mut spent = vec![Duration::ZERO; n];
+        let mut failed = vec![false; n];
+        for rep in 0..self.s.reps {
+            for (i, imp) in self.impls.iter().enumerate() {
+                if failed[i] || (rep > 0 && spent[i] > self.s.budget) {
+                    continue;
                 }
+                let started = Instant::now();
                 let m = mount(self.s, imp, stack, cache == Cache::Cold);
+                let trace = self.tracer.as_ref().filter(|_| rep == 0 && !matches!(imp, Impl::Kernel));
                 let mut run = || -> io::Result<Duration> {
                     prep(&m.path)?;
                     if cache == Cache::Warm {
                         op(&m.path)?;
                     }
-                    let trace = self.tracer.as_ref().filter(|_| rep == 0 && !matches!(imp, Impl::Kernel));
                     if let Some(t) = trace {
                         t.start(&m.path);
                     }
@@ -95,22 +101,23 @@ impl<'a> Bench<'a> {
                     let r = op(&m.path);
                     let elapsed = t0.elapsed();
                     if let Some(t) = trace {
-                        requests = Some(t.stop());
+                        row.requests[i] = Some(t.stop());
                     }
                     r.map(|()| elapsed)
                 };
                 match run() {
-                    Ok(d) => times.push(d),
+                    Ok(d) => times[i].push(d),
                     Err(e) => {
                         eprintln!("note: {name}: {} failed: {e}", imp.name());
-                        times.clear();
-                        break;
+                        times[i].clear();
+                        failed[i] = true;
                     }
                 }
+                drop(m);
+                spent[i] += started.elapsed();
             }
-            row.values.push(median(times));
-            row.requests.push(requests);
         }
+        row.values = times.into_iter().map(median).collect();
         row
     }
 
@@ -152,11 +159,14 @@ impl<'a> Bench<'a> {
                 continue;
             }
             let st = stacks::deep(self.s, d);
-            let values = self
-                .impls
-                .iter()
-                .map(|imp| median((0..self.s.reps).map(|_| mount(self.s, imp, &st, false).mount_time).collect()))
-                .collect();
+            // Interleaved, as in `timed`.
+            let mut times = vec![Vec::new(); self.impls.len()];
+            for _ in 0..self.s.reps {
+                for (i, imp) in self.impls.iter().enumerate() {
+                    times[i].push(mount(self.s, imp, &st, false).mount_time);
+                }
+            }
+            let values = times.into_iter().map(median).collect();
             self.push(Row::new(key, name, Unit::Seconds, values));
         }
     }
