@@ -299,9 +299,11 @@ fn kernel_written_upper_reads_the_same_through_strata() {
 #[test]
 fn oci_whiteouts_in_lowers_are_honoured() {
     // Two layers: names are probed per layer; five: the directory's lower
-    // entries are listed once. Both paths must agree.
+    // entries are listed once; seventy: listed by several threads. All
+    // paths must agree.
     oci_whiteouts(2);
     oci_whiteouts(5);
+    oci_whiteouts(70);
 }
 
 fn oci_whiteouts(layers: usize) {
@@ -326,6 +328,10 @@ fn oci_whiteouts(layers: usize) {
     let m = s.mount();
     let t = tree(&m.path);
     assert_eq!(t, vec!["opq d 755 ".to_string(), "opq/visible f 644 v".to_string()]);
+    // Second lookups in a directory go through its listing of the lowers.
+    for (name, exists) in [("gone", false), ("kgone", false), ("opq/hidden", false), ("opq/visible", true)] {
+        assert_eq!(m.p(name).symlink_metadata().is_ok(), exists, "{name} with {layers} layers");
+    }
 }
 
 #[test]
@@ -670,4 +676,43 @@ fn copy_up_from_another_filesystem_copies_every_byte() {
     assert!(read(s.p("upper/big")) == want, "upper copy differs");
     assert_eq!(read(s.p("upper/small")), b"small");
     assert_eq!(read(shm.path().join("big")).len(), data.len(), "the lower is untouched");
+}
+
+#[test]
+fn deep_stack_reads_as_the_kernel_reads_it() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    // 80 lowers: merged directories are listed by several threads.
+    let n = 80;
+    let s = Stack::new(n);
+    for i in 0..n {
+        fs::create_dir_all(s.lower(i).join("d/sub")).unwrap();
+        write(s.lower(i).join(format!("d/own{i}")), format!("{i}").as_bytes());
+        write(s.lower(i).join(format!("d/sub/s{i}")), b"s");
+    }
+    for j in 0..50 {
+        write(s.lower(n - 1).join(format!("d/f{j}")), b"bottom");
+    }
+    mknod_whiteout(&s.lower(10).join("d/own50"));
+    mknod_whiteout(&s.lower(40).join("d/f3"));
+    write(s.lower(5).join("d/f7"), b"shadow");
+    rustix::fs::setxattr(s.lower(20).join("d/sub"), "trusted.overlay.opaque", b"y", rustix::fs::XattrFlags::empty())
+        .unwrap();
+    let names: Vec<String> = (0..60)
+        .map(|j| format!("d/f{j}"))
+        .chain((0..n + 3).map(|i| format!("d/own{i}")))
+        .chain((0..n).map(|i| format!("d/sub/s{i}")))
+        .collect();
+    let probe = |root: &Path| -> Vec<(String, Option<Vec<u8>>)> {
+        names.iter().map(|p| (p.clone(), fs::read(root.join(p)).ok())).collect()
+    };
+    let (want_probe, want_tree) = {
+        let k = s.mount_kernel("kupper", "kwork", "kmnt");
+        (probe(&k.path), tree(&k.path))
+    };
+    let m = s.mount();
+    assert_eq!(probe(&m.path), want_probe, "lookups by name");
+    assert_eq!(tree(&m.path), want_tree, "listing");
 }
