@@ -639,9 +639,12 @@ impl Overlay {
     /// The merged lower entries of a directory node, listed on first use.
     ///
     /// The layers are read by up to `LIST_THREADS` scoped threads when there
-    /// are at least `PARALLEL_LIST_MIN` of them (the kernel serves each
-    /// directory read on the reading thread's CPU, so a deep stack lists in
-    /// a fraction of the time), then merged top to bottom on this thread.
+    /// are at least `PARALLEL_LIST_MIN` of them (directory reads are syscalls
+    /// that run on the calling thread's CPU, and the other cores idle while
+    /// the process that asked waits), then merged top to bottom on this
+    /// thread. Called with the namespace lock held (read or write); the node
+    /// table lock is not held while listing, so two lookups building the same
+    /// listing at once both succeed and the last one is kept.
     fn lower_names(&self, id: u64, node: &Node) -> Result<Arc<LowerNames>> {
         if let Some(m) = &node.lower_names {
             return Ok(m.clone());
