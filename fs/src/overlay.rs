@@ -133,6 +133,10 @@ type LowerNames = HashMap<Vec<u8>, LowerName>;
 const PARALLEL_LIST_MIN: usize = 64;
 /// Most threads listing one directory's lower layers.
 const LIST_THREADS: usize = 4;
+/// A lookup walking a directory's lower layers one by one probes the rest
+/// of them on several threads after this many, when `PARALLEL_LIST_MIN` or
+/// more remain.
+const WALK_AHEAD_AFTER: usize = 8;
 
 /// What one name in one lower directory says (see `read_lower_dir`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,6 +536,11 @@ impl Overlay {
             }
         }
         let mut stop_after: Option<usize> = None;
+        // A long walk of the parent's lower directories (a directory merged
+        // over many layers, a name missing from most) probes the rest of them
+        // ahead, on several threads: (first index, name, probes).
+        let mut ahead: Option<(usize, Vec<u8>, Vec<Result<Probe>>)> = None;
+        let mut walked = 0usize;
         loop {
             let (li, lpath) = match &search {
                 Search::Abs(p) => {
@@ -558,7 +567,27 @@ impl Overlay {
                     (pl.layer, join(&pl.path, nm))
                 }
             };
-            match self.lowers[li].probe(&lpath)? {
+            let probed = match &search {
+                Search::Parent(nm) => {
+                    let i = next_parent - 1;
+                    let remaining = parent.lowers.len() - i;
+                    walked += 1;
+                    if ahead.as_ref().is_none_or(|(start, n, _)| n != nm || i < *start)
+                        && walked > WALK_AHEAD_AFTER
+                        && remaining >= PARALLEL_LIST_MIN
+                    {
+                        ahead = Some((i, nm.clone(), self.probe_many(&parent.lowers[i..], nm)));
+                    }
+                    match &mut ahead {
+                        Some((start, n, probes)) if n == nm && i >= *start => {
+                            std::mem::replace(&mut probes[i - *start], Ok(Probe::Missing))?
+                        }
+                        _ => self.lowers[li].probe(&lpath)?,
+                    }
+                }
+                Search::Abs(_) => self.lowers[li].probe(&lpath)?,
+            };
+            match probed {
                 Probe::Missing => continue,
                 Probe::Whiteout => break,
                 Probe::NonDir(st) => {
@@ -620,6 +649,29 @@ impl Overlay {
             }));
         }
         Ok(None)
+    }
+
+    /// `name` probed under each of `dirs`, in order, by up to `LIST_THREADS`
+    /// scoped threads (no lock taken; the caller holds the namespace lock).
+    fn probe_many(&self, dirs: &[LowerRef], name: &[u8]) -> Vec<Result<Probe>> {
+        let probe = |l: &LowerRef| self.lowers[l.layer].probe(&join(&l.path, name));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, LIST_THREADS);
+        if threads == 1 {
+            return dirs.iter().map(probe).collect();
+        }
+        let chunk = dirs.len().div_ceil(threads);
+        std::thread::scope(|sc| {
+            let workers: Vec<_> =
+                dirs.chunks(chunk).map(|part| sc.spawn(move || part.iter().map(probe).collect::<Vec<_>>())).collect();
+            let mut all = Vec::with_capacity(dirs.len());
+            for (w, part) in workers.into_iter().zip(dirs.chunks(chunk)) {
+                match w.join() {
+                    Ok(v) => all.extend(v),
+                    Err(_) => all.extend(part.iter().map(|_| Err(Error::errno_only("probe lower layers", Errno::IO)))),
+                }
+            }
+            all
+        })
     }
 
     /// The ancestors of `path` in lower layer `li`, for absolute redirects.

@@ -700,10 +700,22 @@ fn deep_stack_reads_as_the_kernel_reads_it() {
     write(s.lower(5).join("d/f7"), b"shadow");
     rustix::fs::setxattr(s.lower(20).join("d/sub"), "trusted.overlay.opaque", b"y", rustix::fs::XattrFlags::empty())
         .unwrap();
+    // A directory renamed in layer 30: below it, `moved` is found as `sub`.
+    fs::create_dir(s.lower(30).join("d/moved")).unwrap();
+    write(s.lower(30).join("d/moved/m"), b"m");
+    rustix::fs::setxattr(
+        s.lower(30).join("d/moved"),
+        "trusted.overlay.redirect",
+        b"sub",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
     let names: Vec<String> = (0..60)
         .map(|j| format!("d/f{j}"))
         .chain((0..n + 3).map(|i| format!("d/own{i}")))
         .chain((0..n).map(|i| format!("d/sub/s{i}")))
+        .chain((0..n).map(|i| format!("d/moved/s{i}")))
+        .chain(["d/moved/m".to_string()])
         .collect();
     let probe = |root: &Path| -> Vec<(String, Option<Vec<u8>>)> {
         names.iter().map(|p| (p.clone(), fs::read(root.join(p)).ok())).collect()
@@ -712,6 +724,8 @@ fn deep_stack_reads_as_the_kernel_reads_it() {
         let k = s.mount_kernel("kupper", "kwork", "kmnt");
         (probe(&k.path), tree(&k.path))
     };
+    let has = |p: &str| want_probe.iter().any(|(n, v)| n == p && v.is_some());
+    assert!(has("d/moved/s40") && !has("d/moved/s10") && has("d/f7") && !has("d/f3"), "the kernel's view");
     let m = s.mount();
     assert_eq!(probe(&m.path), want_probe, "lookups by name");
     assert_eq!(tree(&m.path), want_tree, "listing");
