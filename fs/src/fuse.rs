@@ -604,9 +604,15 @@ impl Filesystem for OverlayFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.ov.getattr(ino.0) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Directory => reply.error(FErrno::ENOTDIR),
-            Ok(_) => {
+        // A live node's type is known without a stat; an unlinked or unknown
+        // one is asked about.
+        let is_dir = match self.ov.known_dir(ino.0) {
+            Some(d) => Ok(d),
+            None => self.ov.getattr(ino.0).map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+        };
+        match is_dir {
+            Ok(false) => reply.error(FErrno::ENOTDIR),
+            Ok(true) => {
                 let fh = self.fh();
                 lock(&self.dirs).insert(fh, Arc::new(OnceLock::new()));
                 // Let the kernel cache listings: every change to a directory

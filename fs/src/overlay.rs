@@ -932,6 +932,13 @@ impl Overlay {
         std::mem::take(&mut *self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Whether a node is a live directory, from the node table alone (no
+    /// syscall): `Some(true)`/`Some(false)` for a known node that still has a
+    /// name, `None` for an unknown or unlinked one (ask `getattr`).
+    pub fn known_dir(&self, id: u64) -> Option<bool> {
+        self.table().nodes.get(&id).filter(|n| !n.unlinked).map(|n| n.is_dir)
+    }
+
     /// Whether a node's data lives in the upper layer now.
     pub fn is_upper(&self, id: u64) -> bool {
         self.table().nodes.get(&id).is_some_and(|n| n.upper)
