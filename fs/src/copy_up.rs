@@ -110,10 +110,10 @@ fn copy_data(input: impl AsFd, out: impl AsFd, len: u64) -> Result<()> {
     Ok(())
 }
 
-/// Copy `input[off..len]` to the same offsets of `out` (whose file offset
-/// must be `off`: sendfile writes at the current offset), falling back to
-/// read/write where sendfile is refused; bytes past `len` (a file growing
-/// meanwhile) are copied too, as by read/write.
+/// Copy `input[off..len]` to the same offsets of `out` (whose file offset is
+/// set to `off` first: sendfile writes at the current offset), falling back
+/// to read/write where sendfile is refused. Lower files do not change, so
+/// `len` (their size at copy-up) is the end, as for copy_file_range.
 fn copy_by_sendfile(input: impl AsFd, out: impl AsFd, mut off: u64, len: u64) -> Result<()> {
     rustix::fs::seek(&out, rustix::fs::SeekFrom::Start(off)).ctx("copy-up seek")?;
     while off < len {
@@ -125,7 +125,7 @@ fn copy_by_sendfile(input: impl AsFd, out: impl AsFd, mut off: u64, len: u64) ->
             Err(e) => return Err(Error::Sys { op: "copy-up data", errno: e }),
         }
     }
-    copy_by_reading(&input, &out, off)
+    Ok(())
 }
 
 fn copy_by_reading(input: impl AsFd, out: impl AsFd, mut off: u64) -> Result<()> {

@@ -31,8 +31,10 @@ pub struct Options {
     /// Generic flags passed on to the kernel mount (dev, nosuid, …).
     pub flags: Vec<String>,
     /// Answer READDIRPLUS (entries with attributes). Off by default: it
-    /// speeds a cold `ls -l`/`find` but re-reads attributes the kernel
-    /// already caches on every repeated scan.
+    /// saves a cold `du`/`ls -l` a LOOKUP per entry (du cold ~0.9 -> ~0.6 s
+    /// over the benchmark's Debian root) but makes a cold `find` read every
+    /// entry's inode (~0.4 -> ~0.55 s) and the daemon keep a node per entry
+    /// (peak RSS after find 3.4 -> 8.8 MiB).
     pub readdirplus: bool,
 }
 
