@@ -112,7 +112,7 @@ pub fn target(key: &str) -> Option<Target> {
         "readdir.cold" => Target::AtMost(3.0),
         "find.warm" => Target::AtMost(1.5),
         "seqread.warm" => Target::AtLeast(0.9),
-        "create10k" => Target::AtMost(1.1),
+        "create" => Target::AtMost(1.1),
         "untar" => Target::AtMost(1.5),
         "unlink" => Target::AtMost(3.0),
         "rmrf" => Target::AtMost(3.0),
@@ -330,4 +330,103 @@ pub fn to_json(meta: Value, impls: &[Impl], rows: &[Row], pairs: &[PairRow], not
         "checks": checks,
         "notes": notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn impls() -> Vec<Impl> {
+        vec![Impl::Kernel, Impl::FuseOverlayfs(PathBuf::from("f")), Impl::Strata(PathBuf::from("s"))]
+    }
+
+    #[test]
+    fn values_are_formatted_per_unit() {
+        let cases = [
+            (Unit::Seconds, Some(0.000_250), "250.0µs"),
+            (Unit::Seconds, Some(0.0125), "12.50ms"),
+            (Unit::Seconds, Some(3.5), "3.50s"),
+            (Unit::MibPerSec, Some(8421.4), "8421MiB/s"),
+            (Unit::Mib, Some(3.25), "3.2MiB"),
+            (Unit::Seconds, None, "-"),
+        ];
+        for (unit, v, want) in cases {
+            assert_eq!(unit.format(v), want, "{unit:?} {v:?}");
+        }
+    }
+
+    #[test]
+    fn targets_and_the_comparison_with_fuse_overlayfs() {
+        let im = impls();
+        // (key, unit, kernel, fuse-overlayfs, strata) -> (meets target, beats fuse-overlayfs)
+        let cases = [
+            ("lookup.fresh.d1", Unit::Seconds, 10.0, 30.0, 15.0, Some(true), Some(true)),
+            ("lookup.fresh.d1", Unit::Seconds, 10.0, 12.0, 16.0, Some(false), Some(false)),
+            ("seqread.warm", Unit::MibPerSec, 100.0, 50.0, 95.0, Some(true), Some(true)),
+            ("seqread.warm", Unit::MibPerSec, 100.0, 95.0, 80.0, Some(false), Some(false)),
+            ("rss.find", Unit::Mib, 0.0, 5.8, 3.2, Some(true), Some(true)),
+            ("create", Unit::Seconds, 1.0, 2.0, 1.1, Some(true), Some(true)),
+            ("find.cold", Unit::Seconds, 1.0, 2.0, 3.0, None, Some(false)),
+        ];
+        for (key, unit, k, f, s, want_met, want_beats) in cases {
+            let row = Row::new(key, key, unit, vec![Some(k), Some(f), Some(s)]);
+            let got = target(key).and_then(|t| met(t, &row, &im));
+            assert_eq!(got, want_met, "{key}: target");
+            assert_eq!(beats_fuse_overlayfs(&row, &im), want_beats, "{key}: beats f-o");
+        }
+    }
+
+    #[test]
+    fn every_target_names_a_row_the_workloads_make() {
+        let mut keys: Vec<String> = ["cold", "fresh", "warm"]
+            .iter()
+            .flat_map(|c| [1, 10, 50, 128, 500].map(|d| format!("lookup.{c}.d{d}")))
+            .chain([1, 10, 50, 128, 500].map(|d| format!("negative.fresh.d{d}")))
+            .chain([10, 128, 500].map(|d| format!("mount.{d}")))
+            .collect();
+        keys.extend(
+            [
+                "readdir.cold",
+                "readdir.warm",
+                "readdir.stat",
+                "find.cold",
+                "find.warm",
+                "du.cold",
+                "du.warm",
+                "rss.find",
+                "create",
+                "untar",
+                "unlink",
+                "rmrf",
+                "rename-dir",
+                "seqread.cold",
+                "seqread.warm",
+                "randread.cold",
+                "randread.warm",
+                "copyup.append",
+                "chmod.small",
+                "chmod.big",
+            ]
+            .map(String::from),
+        );
+        let with_targets = keys.iter().filter(|k| target(k).is_some()).count();
+        // The table has 14 rows with a target (lookup d128 and d500 count apart).
+        assert_eq!(with_targets, 14);
+    }
+
+    #[test]
+    fn depth_check_compares_depth_500_with_depth_1() {
+        let im = impls();
+        let rows = [
+            Row::new("lookup.fresh.d1", "", Unit::Seconds, vec![Some(0.01), Some(0.05), Some(0.040)]),
+            Row::new("lookup.fresh.d500", "", Unit::Seconds, vec![Some(0.4), Some(0.6), Some(0.046)]),
+        ];
+        let checks = cross_checks(&rows, &im);
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].1, Some(true), "{}", checks[0].2);
+        let rows = [rows[0].clone(), Row::new("lookup.fresh.d500", "", Unit::Seconds, vec![None, None, Some(0.05)])];
+        assert_eq!(cross_checks(&rows, &im)[0].1, Some(false));
+    }
 }
