@@ -64,8 +64,11 @@ impl Stack {
         self.mount_with("")
     }
     fn mount_with(&self, extra: &str) -> Mounted {
-        let out =
-            Command::new(BIN).arg("-o").arg(format!("{}{extra}", self.opts())).arg(self.p("mnt")).output().unwrap();
+        self.mount_opts(&format!("{}{extra}", self.opts()))
+    }
+    /// strata-overlayfs with exactly these `-o` options on `mnt`.
+    fn mount_opts(&self, opts: &str) -> Mounted {
+        let out = Command::new(BIN).arg("-o").arg(opts).arg(self.p("mnt")).output().unwrap();
         assert!(out.status.success(), "mount failed: {}", String::from_utf8_lossy(&out.stderr));
         Mounted { path: self.p("mnt") }
     }
@@ -290,9 +293,7 @@ fn kernel_written_upper_reads_the_same_through_strata() {
     }
     let opts =
         format!("lowerdir={},upperdir={},workdir={}", s.lowerdir(), s.p("kupper").display(), s.p("kwork").display());
-    let out = Command::new(BIN).arg("-o").arg(opts).arg(s.p("mnt")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let m = Mounted { path: s.p("mnt") };
+    let m = s.mount_opts(&opts);
     assert_eq!(tree(&m.path), expected);
 }
 
@@ -342,9 +343,7 @@ fn read_only_without_upper() {
     }
     let s = Stack::new(1);
     write(s.lower(0).join("a"), b"a");
-    let out = Command::new(BIN).arg("-o").arg(format!("lowerdir={}", s.lowerdir())).arg(s.p("mnt")).output().unwrap();
-    assert!(out.status.success());
-    let m = Mounted { path: s.p("mnt") };
+    let m = s.mount_opts(&format!("lowerdir={}", s.lowerdir()));
     assert_eq!(read(m.p("a")), b"a");
     let e = fs::write(m.p("b"), b"b").unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
@@ -665,9 +664,7 @@ fn copy_up_from_another_filesystem_copies_every_byte() {
         s.p("upper").display(),
         s.p("work").display()
     );
-    let out = Command::new(BIN).arg("-o").arg(opts).arg(s.p("mnt")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let m = Mounted { path: s.p("mnt") };
+    let m = s.mount_opts(&opts);
     fs::OpenOptions::new().append(true).open(m.p("big")).unwrap().write_all(b"!").unwrap();
     fs::set_permissions(m.p("small"), fs::Permissions::from_mode(0o600)).unwrap();
     let mut want = data.clone();
