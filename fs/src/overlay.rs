@@ -138,6 +138,36 @@ const LIST_THREADS: usize = 4;
 /// more remain.
 const WALK_AHEAD_AFTER: usize = 8;
 
+/// `f` over `items`, results in order, on up to `LIST_THREADS` scoped
+/// threads (the calling one alone on a single CPU). A worker that panicked
+/// yields EIO (`what` names the work) for each of its items.
+fn map_on_threads<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R> + Sync,
+    what: &'static str,
+) -> Vec<Result<R>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, LIST_THREADS);
+    if threads == 1 || items.len() < 2 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|sc| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| (part.len(), sc.spawn(move || part.iter().map(f).collect::<Vec<_>>())))
+            .collect();
+        let mut all = Vec::with_capacity(items.len());
+        for (n, w) in workers {
+            match w.join() {
+                Ok(v) => all.extend(v),
+                Err(_) => all.extend((0..n).map(|_| Err(Error::errno_only(what, Errno::IO)))),
+            }
+        }
+        all
+    })
+}
+
 /// What one name in one lower directory says (see `read_lower_dir`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LowerEntry {
@@ -651,27 +681,10 @@ impl Overlay {
         Ok(None)
     }
 
-    /// `name` probed under each of `dirs`, in order, by up to `LIST_THREADS`
-    /// scoped threads (no lock taken; the caller holds the namespace lock).
+    /// `name` probed under each of `dirs`, in order, on up to `LIST_THREADS`
+    /// threads (no lock taken; the caller holds the namespace lock).
     fn probe_many(&self, dirs: &[LowerRef], name: &[u8]) -> Vec<Result<Probe>> {
-        let probe = |l: &LowerRef| self.lowers[l.layer].probe(&join(&l.path, name));
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, LIST_THREADS);
-        if threads == 1 {
-            return dirs.iter().map(probe).collect();
-        }
-        let chunk = dirs.len().div_ceil(threads);
-        std::thread::scope(|sc| {
-            let workers: Vec<_> =
-                dirs.chunks(chunk).map(|part| sc.spawn(move || part.iter().map(probe).collect::<Vec<_>>())).collect();
-            let mut all = Vec::with_capacity(dirs.len());
-            for (w, part) in workers.into_iter().zip(dirs.chunks(chunk)) {
-                match w.join() {
-                    Ok(v) => all.extend(v),
-                    Err(_) => all.extend(part.iter().map(|_| Err(Error::errno_only("probe lower layers", Errno::IO)))),
-                }
-            }
-            all
-        })
+        map_on_threads(dirs, |l| self.lowers[l.layer].probe(&join(&l.path, name)), "probe lower layers")
     }
 
     /// The ancestors of `path` in lower layer `li`, for absolute redirects.
@@ -703,22 +716,9 @@ impl Overlay {
         }
         let read = |l: &LowerRef| read_lower_dir(&self.lowers[l.layer], &l.path);
         let listings: Vec<Vec<(Vec<u8>, LowerEntry)>> = if node.lowers.len() >= PARALLEL_LIST_MIN {
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, LIST_THREADS);
-            let chunk = node.lowers.len().div_ceil(threads);
-            std::thread::scope(|sc| {
-                let workers: Vec<_> = node
-                    .lowers
-                    .chunks(chunk)
-                    .map(|part| sc.spawn(move || part.iter().map(read).collect::<Result<Vec<_>>>()))
-                    .collect();
-                let mut all = Vec::with_capacity(node.lowers.len());
-                for w in workers {
-                    all.extend(w.join().map_err(|_| Error::errno_only("list lower directories", Errno::IO))??);
-                }
-                Ok::<_, Error>(all)
-            })?
+            map_on_threads(&node.lowers, read, "list lower directories").into_iter().collect::<Result<_>>()?
         } else {
-            node.lowers.iter().map(read).collect::<Result<Vec<_>>>()?
+            node.lowers.iter().map(read).collect::<Result<_>>()?
         };
         let mut names = LowerNames::new();
         for (pos, entries) in listings.into_iter().enumerate() {
