@@ -46,8 +46,34 @@ pub enum Command {
     /// Manage strata.
     #[command(subcommand)]
     System(SystemCommand),
-    /// Create a container (a writable layer over an image).
+    /// Create a new container.
     Create(CreateArgs),
+    /// Create and run a new container from an image.
+    Run(RunArgs),
+    /// Start one or more stopped containers.
+    Start(StartArgs),
+    /// Stop one or more running containers.
+    Stop(StopArgs),
+    /// Restart one or more containers.
+    Restart(StopArgs),
+    /// Kill one or more running containers.
+    Kill(KillArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(ContainersArgs),
+    /// Fetch the logs of a container.
+    Logs(LogsArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(AttachArgs),
+    /// Pause all processes within one or more containers.
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(ContainersArgs),
+    /// Display the running processes of a container.
+    Top(TopArgs),
+    /// Rename a container.
+    Rename(RenameArgs),
     /// List containers.
     Ps(PsArgs),
     /// Manage containers.
@@ -131,6 +157,34 @@ pub enum ContainerCommand {
     Ls(PsArgs),
     /// Create a container.
     Create(CreateArgs),
+    /// Create and run a new container from an image.
+    Run(RunArgs),
+    /// Start one or more stopped containers.
+    Start(StartArgs),
+    /// Stop one or more running containers.
+    Stop(StopArgs),
+    /// Restart one or more containers.
+    Restart(StopArgs),
+    /// Kill one or more running containers.
+    Kill(KillArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(ContainersArgs),
+    /// Fetch the logs of a container.
+    Logs(LogsArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(AttachArgs),
+    /// Pause all processes within one or more containers.
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(ContainersArgs),
+    /// Display the running processes of a container.
+    Top(TopArgs),
+    /// Rename a container.
+    Rename(RenameArgs),
+    /// Remove unused (stopped) containers.
+    Prune(ContainerPruneArgs),
     /// Remove containers.
     Rm(RmArgs),
     /// Mount a container.
@@ -305,17 +359,251 @@ pub struct ImageDiffArgs {
 /// `create`
 #[derive(Args, Debug)]
 pub struct CreateArgs {
+    /// The container's settings.
+    #[command(flatten)]
+    pub flags: ContainerFlags,
+    /// IMAGE [COMMAND] [ARG...]
+    #[arg(required = true, trailing_var_arg = true, value_name = "IMAGE [COMMAND] [ARG...]")]
+    pub args: Vec<String>,
+}
+
+/// The flags `create` and `run` share (Docker's names).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ContainerFlags {
     /// Assign a name to the container.
     #[arg(long)]
     pub name: Option<String>,
     /// Set meta data on a container.
     #[arg(short, long = "label")]
     pub label: Vec<String>,
-    /// Image.
-    pub image: String,
-    /// Command and arguments.
+    /// Keep STDIN open even if not attached.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Bind mount a volume (SRC:DST[:ro]).
+    #[arg(short, long = "volume")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container (type=bind|tmpfs,…).
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Overwrite the default ENTRYPOINT of the image.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Connect a container to a network (none or host).
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Publish a container's port(s) to the host.
+    #[arg(short, long = "publish")]
+    pub publish: Vec<String>,
+    /// Container host name.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes.
+    #[arg(long)]
+    pub init: bool,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Mount a tmpfs directory (PATH[:OPTIONS]).
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Signal to stop a container.
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container.
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<i64>,
+    /// Ulimit options (NAME=SOFT[:HARD]).
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Add Linux capabilities.
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security Options.
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Automatically remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Pull image before creating ("always"|"missing"|"never").
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// Runtime to use for this container (name in PATH or path; default runc).
+    #[arg(long)]
+    pub runtime: Option<String>,
+}
+
+/// `run`
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The container's settings.
+    #[command(flatten)]
+    pub flags: ContainerFlags,
+    /// Run container in background and print container ID.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Proxy received signals to the process.
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    /// IMAGE [COMMAND] [ARG...]
+    #[arg(required = true, trailing_var_arg = true, value_name = "IMAGE [COMMAND] [ARG...]")]
+    pub args: Vec<String>,
+}
+
+/// `start`
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals.
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach container's STDIN.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `stop`, `restart`
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait for stop before killing it.
+    #[arg(short = 't', long = "time")]
+    pub time: Option<i64>,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `kill`
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container.
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `logs`
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs.
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Show logs since timestamp (RFC 3339) or relative (e.g. 42m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (RFC 3339) or relative (e.g. 42m).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show extra details provided to logs.
+    #[arg(long)]
+    pub details: bool,
+    /// Container.
+    pub container: String,
+}
+
+/// `exec`
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Set environment variables.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// Give extended privileges to the command.
+    #[arg(long)]
+    pub privileged: bool,
+    /// CONTAINER COMMAND [ARG...]
+    #[arg(required = true, num_args = 2.., trailing_var_arg = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    pub args: Vec<String>,
+}
+
+/// `attach`
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Do not attach STDIN.
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process.
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    /// Container.
+    pub container: String,
+}
+
+/// `top`
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Container.
+    pub container: String,
+    /// ps options.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    pub ps_args: Vec<String>,
+}
+
+/// `rename`
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    /// Container.
+    pub container: String,
+    /// New name.
+    pub new_name: String,
+}
+
+/// `container prune`
+#[derive(Args, Debug)]
+pub struct ContainerPruneArgs {
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. 'until=<timestamp>').
+    #[arg(long)]
+    pub filter: Vec<String>,
 }
 
 /// `ps`

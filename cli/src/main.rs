@@ -25,7 +25,31 @@ impl std::fmt::Display for Reported {
 
 impl std::error::Error for Reported {}
 
+/// Exit with this status, the message (if any) already printed: the
+/// status of a container's process (`run`, `start -a`, `exec`, `wait`),
+/// or Docker's 125/126/127 for failures to run one.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 fn main() -> ExitCode {
+    // The per-container monitor is this binary started by `run`/`start`.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 5 && argv[1] == strata_runtime::container::MONITOR_ARG {
+        let code = strata_runtime::monitor::main(
+            std::path::Path::new(&argv[2]),
+            &argv[3].to_string_lossy(),
+            &argv[4].to_string_lossy(),
+        );
+        return ExitCode::from(code as u8);
+    }
     let args = cli::Cli::parse();
     if args.debug {
         let _ = tracing_subscriber::fmt().with_env_filter("debug").with_writer(std::io::stderr).try_init();
@@ -35,6 +59,9 @@ fn main() -> ExitCode {
         Err(e) => {
             if e.is::<Reported>() {
                 return ExitCode::from(1);
+            }
+            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+                return ExitCode::from(*code);
             }
             // A closed pipe (`strata images | head`) is not an error.
             if e.chain()

@@ -25,6 +25,10 @@ pub struct Container {
     pub image_top_layer: Option<Digest>,
     /// The driver's id of the writable layer.
     pub layer: String,
+    /// The driver's id of the hidden init layer between the image and the
+    /// writable layer (mount points and files the runtime needs), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_layer: Option<String>,
     /// Creation time (RFC 3339).
     pub created: String,
     /// Command and arguments.
@@ -75,6 +79,11 @@ impl Containers {
     pub fn put(&self, c: &Container) -> Result<()> {
         let b = serde_json::to_vec_pretty(c).map_err(|source| Error::Json { what: "container".into(), source })?;
         write_atomic(&self.dir.join(&c.id).join("config.json"), &b)
+    }
+
+    /// The directory of container `id` (its metadata and run files).
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
     }
 
     /// Remove a container's metadata.

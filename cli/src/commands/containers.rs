@@ -1,4 +1,4 @@
-//! Container verbs: `create`, `ps`, `mount`, `umount`, `diff`, `export`, `rm`.
+//! Container verbs: `ps`, `mount`, `umount`, `diff`, `export`, `rm`.
 
 use std::io::{IsTerminal, Write};
 
@@ -8,7 +8,7 @@ use strata_driver::ChangeKind;
 use strata_store::containers::{Container, Containers};
 use strata_store::{Error, Store};
 
-use crate::cli::{ContainersArgs, CreateArgs, ExportArgs, OneContainerArgs, PsArgs, RmArgs};
+use crate::cli::{ContainersArgs, ExportArgs, OneContainerArgs, PsArgs, RmArgs};
 use crate::printer::{self, Printer, Table};
 use crate::settings::Settings;
 use crate::Reported;
@@ -86,7 +86,8 @@ const NAMES: &[&str] = &[
     "wozniak",
 ];
 
-fn generated_name(id: &str, taken: &[Container]) -> String {
+/// A Docker-style generated name (`adjective_scientist`) not taken yet.
+pub fn generated_name(id: &str, taken: &[Container]) -> String {
     let n = u64::from_str_radix(&id[..12], 16).unwrap_or(0);
     for i in 0.. {
         let k = n.wrapping_add(i * 7919);
@@ -105,85 +106,43 @@ fn generated_name(id: &str, taken: &[Container]) -> String {
     unreachable!()
 }
 
-fn valid_name(n: &str) -> bool {
+/// Whether `n` is a valid container name (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at least 2 characters).
+pub fn valid_name(n: &str) -> bool {
     let b = n.as_bytes();
-    !b.is_empty()
+    b.len() >= 2
         && b[0].is_ascii_alphanumeric()
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
-/// `create`: a writable layer over the image; prints the full ID.
-pub fn create(s: &Settings, a: CreateArgs) -> Result<()> {
-    let store = s.store()?;
-    let _lock = store.lock(true)?;
-    let image_id = store.resolve(&a.image).map_err(|e| match e {
-        Error::NoSuchImage(n) => anyhow!("Unable to find image '{n}' locally"),
-        e => e.into(),
-    })?;
-    let image = store.image(&image_id)?;
-    let table = Containers::new(store.root());
-    let all = table.list()?;
-    if let Some(n) = &a.name {
-        if !valid_name(n) {
-            bail!(
-                "Error response from daemon: Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            );
-        }
-        if let Some(c) = all.iter().find(|c| &c.name == n) {
-            bail!(
-                "Error response from daemon: Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                c.id
-            );
-        }
-    }
-    let id = format!("{}{}", strata_store::layers::new_cache_id(), strata_store::layers::new_cache_id());
-    let top = image.top_layer();
-    let parent_cache = match &top {
-        Some(c) => Some(store.layers().require(c)?.cache_id),
-        None => None,
-    };
-    let layer = format!("c-{}", &id[..32]);
-    store.driver().create(&layer, parent_cache.as_deref())?;
-    let mut labels = std::collections::BTreeMap::new();
-    for l in &a.label {
-        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-        labels.insert(k.to_string(), v.to_string());
-    }
-    let c = Container {
-        name: a.name.clone().unwrap_or_else(|| generated_name(&id, &all)),
-        id: id.clone(),
-        image: image_id,
-        image_name: a.image.clone(),
-        image_top_layer: top,
-        layer,
-        created: strata_store::config::format_time(chrono::Utc::now()),
-        command: a.command.clone(),
-        labels,
-    };
-    if let Err(e) = table.put(&c) {
-        let _ = store.driver().remove(&c.layer);
-        return Err(e.into());
-    }
-    Printer::stdout().line(&id)
-}
-
-/// The command a container runs: its own, else the image's entrypoint + cmd.
+/// The command a container runs: entrypoint and command as Docker combines
+/// the image's and the container's.
 pub fn command_of(store: &Store, c: &Container) -> Vec<String> {
     let cfg = store.image(&c.image).ok().and_then(|i| i.config.config);
-    let list = |k: &str| -> Vec<String> {
-        cfg.as_ref()
-            .and_then(|v| v.get(k))
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-            .unwrap_or_default()
-    };
-    let mut out = list("Entrypoint");
-    if c.command.is_empty() {
-        out.extend(list("Cmd"));
-    } else {
-        out.extend(c.command.iter().cloned());
+    let image = strata_runtime::ImageRuntime::from_config(cfg.as_ref());
+    let mut run = strata_runtime::container::run_config(store, &c.id).unwrap_or_default();
+    if run.cmd.is_empty() {
+        run.cmd = c.command.clone();
     }
-    out
+    strata_runtime::config::process_args(&image, &run)
+}
+
+/// Docker's STATUS column and State of a container.
+pub fn status_of(store: &Store, c: &Container, mounted: bool) -> (String, &'static str) {
+    let st = strata_runtime::container::state(store, &c.id).unwrap_or_default();
+    let ago = |t: &str| {
+        strata_store::config::parse_time(t).map(printer::since).unwrap_or_else(|| "Less than a second ago".into())
+    };
+    let up = |t: &str| {
+        let s = ago(t);
+        s.strip_suffix(" ago").unwrap_or(&s).to_string()
+    };
+    match st.status.as_str() {
+        "running" if st.is_running() => (format!("Up {}", up(&st.started_at)), "running"),
+        "paused" if st.is_running() => (format!("Up {} (Paused)", up(&st.started_at)), "paused"),
+        "exited" => (format!("Exited ({}) {}", st.exit_code, ago(&st.finished_at)), "exited"),
+        _ if mounted => ("Mounted".into(), "mounted"),
+        _ => ("Created".into(), "created"),
+    }
 }
 
 /// `ps`
@@ -195,7 +154,8 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
     all.reverse();
     for c in &all {
         let mounted = store.driver().is_mounted(&c.layer).unwrap_or(false);
-        let mut keep = a.all || mounted;
+        let (status, state) = status_of(&store, c, mounted);
+        let mut keep = a.all || matches!(state, "running" | "paused" | "mounted");
         for f in &a.filter {
             let (k, v) = f.split_once('=').unwrap_or((f.as_str(), ""));
             keep &= match k {
@@ -205,7 +165,7 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
                     Some((k2, v2)) => c.labels.get(k2).map(String::as_str) == Some(v2),
                     None => c.labels.contains_key(v),
                 },
-                "status" => (v == "created" && !mounted) || (v == "mounted" && mounted),
+                "status" => v == state,
                 "ancestor" => store.resolve(v).is_ok_and(|id| id == c.image),
                 _ => bail!("Error response from daemon: invalid filter '{k}'"),
             };
@@ -224,8 +184,8 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
             "Command": cmd,
             "CreatedAt": printer::created_at(t),
             "RunningFor": printer::since(t),
-            "Status": if mounted { "Mounted" } else { "Created" },
-            "State": if mounted { "mounted" } else { "created" },
+            "Status": status,
+            "State": state,
             "Ports": "",
             "Names": c.name,
             "Labels": labels.join(","),
@@ -322,23 +282,39 @@ pub fn export(s: &Settings, a: ExportArgs) -> Result<()> {
     Ok(())
 }
 
-/// `rm`: remove containers (a mounted one only with `-f`).
+/// `rm`: remove containers (a running or mounted one only with `-f`,
+/// which kills it first).
 pub fn rm(s: &Settings, a: RmArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(true)?;
     let mut p = Printer::stdout();
     let mut failed = false;
     for key in &a.containers {
         let r = (|| -> Result<()> {
             let c = find(&store, key)?;
+            let running = strata_runtime::container::state(&store, &c.id)?.is_running();
+            if running && !a.force {
+                bail!(
+                    "Error response from daemon: You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                );
+            }
+            if a.force {
+                // Kill the run and let its monitor clean up, without the
+                // store lock (the monitor may need it).
+                strata_runtime::container::force_stop(&store, &c)?;
+            }
+            let _lock = store.lock(true)?;
+            let Ok(c) = find(&store, &c.id) else {
+                // Removed meanwhile (`--rm`).
+                return Ok(());
+            };
             if store.driver().is_mounted(&c.layer).unwrap_or(false) && !a.force {
                 bail!(
                     "Error response from daemon: cannot remove container \"/{}\": container is mounted: unmount it or force the removal",
                     c.name
                 );
             }
-            store.driver().remove(&c.layer)?;
-            Containers::new(store.root()).remove(&c.id)?;
+            strata_runtime::container::remove(&store, &c)?;
             store.prune_layers()?;
             Ok(())
         })();

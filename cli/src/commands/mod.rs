@@ -1,5 +1,6 @@
 //! One module per verb; `run` dispatches.
 
+mod attach;
 mod commit;
 mod containers;
 mod cp;
@@ -8,11 +9,15 @@ mod image_diff;
 mod images;
 mod import;
 mod inspect;
+mod exec;
+mod lifecycle;
 mod load;
+mod logs;
 mod pause;
 mod prune;
 mod registry;
 mod rmi;
+mod run;
 mod save;
 mod system_df;
 mod system_info;
@@ -40,7 +45,21 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::System(SystemCommand::Df(a)) => system_df::run(&s, a),
         Command::System(SystemCommand::Info(a)) | Command::Info(a) => system_info::info(&s, a),
         Command::Version(a) => system_info::version(a),
-        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => containers::create(&s, a),
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => run::create(&s, a),
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(&s, a),
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => run::start(&s, a),
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => lifecycle::stop(&s, a),
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => lifecycle::restart(&s, a),
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => lifecycle::kill(&s, a),
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => lifecycle::wait(&s, a),
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::run(&s, a),
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::run(&s, a),
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => run::attach(&s, a),
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => lifecycle::pause(&s, a),
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => lifecycle::unpause(&s, a),
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => lifecycle::top(&s, a),
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => lifecycle::rename(&s, a),
+        Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&s, a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&s, a),
         Command::Mount(a) | Command::Container(ContainerCommand::Mount(a)) => containers::mount(&s, a),
         Command::Umount(a) | Command::Container(ContainerCommand::Umount(a)) => containers::umount(&s, a),
