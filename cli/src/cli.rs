@@ -12,7 +12,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "STRATA_ROOT")]
     pub root: Option<PathBuf>,
     /// Storage driver: fuse-overlay (default), overlay, vfs (env STRATA_STORAGE_DRIVER).
-    #[arg(long = "storage-driver", short = 's', global = true, env = "STRATA_STORAGE_DRIVER")]
+    #[arg(long = "storage-driver", global = true, env = "STRATA_STORAGE_DRIVER")]
     pub storage_driver: Option<String>,
     /// Debug logging to stderr.
     #[arg(long, short = 'D', global = true)]
@@ -281,7 +281,13 @@ pub struct InspectArgs {
     /// Format output using a custom template.
     #[arg(short, long)]
     pub format: Option<String>,
-    /// Images.
+    /// Return JSON for specified type (container or image).
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// Display total file sizes if the type is container.
+    #[arg(short, long)]
+    pub size: bool,
+    /// Containers or images.
     #[arg(required = true)]
     pub images: Vec<String>,
 }

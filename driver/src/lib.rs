@@ -184,6 +184,15 @@ pub trait Driver: Send + Sync {
     /// produced without mounting anything. Returns bytes written.
     fn export(&self, id: &str, out: &mut dyn Write) -> Result<u64>;
 
+    /// [`Driver::export`] of `id` as if its ancestor `hidden` (a
+    /// container's init layer) were not in its stack: what only `hidden`
+    /// holds is left out. Drivers that cannot separate layers (`vfs`, whose
+    /// layers are full copies) export everything.
+    fn export_hiding(&self, id: &str, hidden: &str, out: &mut dyn Write) -> Result<u64> {
+        let _ = hidden;
+        self.export(id, out)
+    }
+
     /// Facts for `strata info`: (key, value) pairs.
     fn status(&self) -> Vec<(String, String)>;
 }

@@ -186,6 +186,12 @@ impl Driver for OverlayDriver {
         export_stack(&stack, out)
     }
 
+    fn export_hiding(&self, id: &str, hidden: &str, out: &mut dyn Write) -> Result<u64> {
+        let chain: Vec<String> = self.home.chain(id)?.into_iter().filter(|l| l != hidden).collect();
+        let stack = Stack::overlay(self.diff_dirs(&chain)?);
+        export_stack(&stack, out)
+    }
+
     fn status(&self) -> Vec<(String, String)> {
         let mut v = vec![
             ("Storage Driver".to_string(), self.name.to_string()),

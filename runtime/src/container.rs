@@ -410,14 +410,28 @@ pub fn exec_command(
         crate::config::set_env(&mut env, kv);
     }
     if let Some(u) = &e.user {
-        let rootfs = PathBuf::from(spec["root"]["path"].as_str().unwrap_or_default());
-        let root = Root::open(&rootfs)?;
+        let root = Root::open(&PathBuf::from(spec["root"]["path"].as_str().unwrap_or_default()))?;
         let passwd = root.read("/etc/passwd")?.unwrap_or_default();
         let group = root.read("/etc/group")?.unwrap_or_default();
         let user = crate::user::resolve(u, &passwd, &group)?;
         p["user"] = serde_json::json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
         if !e.env.iter().any(|kv| kv.starts_with("HOME=")) {
             crate::config::set_env(&mut env, &format!("HOME={}", user.home));
+        }
+    }
+    // A command that is not there fails the way the runtime would fail,
+    // without running it (its message would mix with the command's stderr).
+    let rootfs = PathBuf::from(spec["root"]["path"].as_str().unwrap_or_default());
+    let path_env = env.iter().find_map(|kv| kv.strip_prefix("PATH=")).unwrap_or(crate::config::DEFAULT_PATH);
+    let cwd = p["cwd"].as_str().unwrap_or("/").to_string();
+    if let Some(cmd) = e.cmd.first() {
+        if !Root::open(&rootfs)?.has_executable(cmd, path_env, &cwd) {
+            let message = if cmd.contains('/') {
+                format!("exec failed: unable to start container process: exec: \"{cmd}\": stat {cmd}: no such file or directory")
+            } else {
+                format!("exec failed: unable to start container process: exec: \"{cmd}\": executable file not found in $PATH")
+            };
+            return Err(Error::Runtime { op: "exec", message, status: 126 });
         }
     }
     p["env"] = serde_json::json!(env);
@@ -455,7 +469,7 @@ impl ExecFiles {
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .find(|v| v["level"] == "error")
             .and_then(|v| v["msg"].as_str().map(str::to_string))?;
-        Some((crate::oci::status_of(&msg).max(126), msg))
+        Some((126, msg))
     }
 }
 

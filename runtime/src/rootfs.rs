@@ -66,6 +66,32 @@ impl Root {
         Ok(Some(String::from_utf8_lossy(&s).into_owned()))
     }
 
+    /// Whether `cmd` names an executable regular file inside the root: as a
+    /// path when it holds a `/`, else looked up in the `:`-separated `path`
+    /// (relative to `cwd` for a relative entry), as execvp does.
+    pub fn has_executable(&self, cmd: &str, path: &str, cwd: &str) -> bool {
+        let is_exec = |p: &str| -> bool {
+            let rel = components(p).join("/");
+            match self.open_in(&rel, OFlags::PATH) {
+                Ok(fd) => rustix::fs::fstat(&fd)
+                    .map(|st| {
+                        let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+                        ft == rustix::fs::FileType::RegularFile && st.st_mode & 0o111 != 0
+                    })
+                    .unwrap_or(false),
+                Err(_) => false,
+            }
+        };
+        if cmd.contains('/') {
+            return is_exec(&if cmd.starts_with('/') { cmd.to_string() } else { format!("{cwd}/{cmd}") });
+        }
+        path.split(':').any(|d| {
+            let d = if d.is_empty() { "." } else { d };
+            let dir = if d.starts_with('/') { d.to_string() } else { format!("{cwd}/{d}") };
+            is_exec(&format!("{dir}/{cmd}"))
+        })
+    }
+
     /// Make sure `path` exists: missing parents become directories (0755,
     /// root-owned), a missing last component becomes `kind`. Something
     /// already there is left alone, whatever its type.
@@ -156,6 +182,30 @@ mod tests {
         assert!(d.path().join("real/w").is_dir());
         r.ensure("/../../x/y", Kind::File(0o644)).unwrap();
         assert!(d.path().join("x/y").is_file());
+    }
+
+    #[test]
+    fn executables() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("bin")).unwrap();
+        std::fs::write(d.path().join("bin/tool"), "").unwrap();
+        std::fs::set_permissions(d.path().join("bin/tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(d.path().join("bin/data"), "").unwrap();
+        std::os::unix::fs::symlink("tool", d.path().join("bin/link")).unwrap();
+        let r = Root::open(d.path()).unwrap();
+        for (cmd, path, want) in [
+            ("tool", "/usr/bin:/bin", true),
+            ("link", "/bin", true),
+            ("data", "/bin", false),
+            ("nonexist", "/bin", false),
+            ("/bin/tool", "", true),
+            ("bin/tool", "", true),
+            ("bin", "/", false),
+            ("tool", "", false),
+        ] {
+            assert_eq!(r.has_executable(cmd, path, "/"), want, "{cmd} in {path}");
+        }
     }
 
     #[test]

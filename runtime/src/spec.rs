@@ -371,7 +371,14 @@ mod tests {
         };
         let u = user();
         let spec = build(&image, &run, &inputs(&u)).unwrap();
-        let got = serde_json::to_string_pretty(&spec).unwrap() + "\n";
+        // oci-spec keeps capabilities in hash sets: sort them for a stable text.
+        let mut v = serde_json::to_value(&spec).unwrap();
+        for set in ["bounding", "effective", "permitted"] {
+            if let Some(a) = v["process"]["capabilities"][set].as_array_mut() {
+                a.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
+            }
+        }
+        let got = serde_json::to_string_pretty(&v).unwrap() + "\n";
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/spec.json");
         if std::env::var_os("STRATA_UPDATE_SNAPSHOTS").is_some() {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();

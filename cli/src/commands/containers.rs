@@ -253,6 +253,14 @@ pub fn diff(s: &Settings, a: OneContainerArgs) -> Result<()> {
     Ok(())
 }
 
+/// The container's merged filesystem as a tar, without its init layer.
+fn export_container(store: &Store, c: &Container, w: &mut dyn Write) -> Result<u64> {
+    Ok(match &c.init_layer {
+        Some(init) => store.driver().export_hiding(&c.layer, init, w)?,
+        None => store.driver().export(&c.layer, w)?,
+    })
+}
+
 /// `export`: the merged filesystem as one tar (no mount needed).
 pub fn export(s: &Settings, a: ExportArgs) -> Result<()> {
     if a.output.is_none() && std::io::stdout().is_terminal() {
@@ -267,7 +275,7 @@ pub fn export(s: &Settings, a: ExportArgs) -> Result<()> {
             let mut tmp = tempfile::Builder::new().prefix(".strata-export-").tempfile_in(dir)?;
             {
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-                store.driver().export(&c.layer, &mut w)?;
+                export_container(&store, &c, &mut w)?;
                 w.flush()?;
             }
             tmp.as_file().sync_all()?;
@@ -275,7 +283,7 @@ pub fn export(s: &Settings, a: ExportArgs) -> Result<()> {
         }
         None => {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            store.driver().export(&c.layer, &mut w)?;
+            export_container(&store, &c, &mut w)?;
             w.flush()?;
         }
     }

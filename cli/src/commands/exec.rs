@@ -29,6 +29,11 @@ pub fn run(s: &Settings, a: ExecArgs) -> Result<()> {
     };
     let (mut cmd, files) = match ctr::exec_command(&store, &c, &e, a.detach) {
         Ok(x) => x,
+        Err(err @ strata_runtime::Error::Runtime { .. }) => {
+            // Docker prints the runtime's failure on stdout, CRLF-terminated.
+            print!("{err}\r\n");
+            return Err(Exit(err.exit_status()).into());
+        }
         Err(err) => {
             eprintln!("Error response from daemon: {err}");
             let status = if matches!(err, strata_runtime::Error::State(_)) { 1 } else { 126 };
@@ -42,7 +47,7 @@ pub fn run(s: &Settings, a: ExecArgs) -> Result<()> {
     // stderr, which is ours: Docker prints the OCI error line likewise.
     let status = cmd.status().map_err(|e| anyhow::anyhow!("cannot run the OCI runtime: {e}"))?;
     if let (false, Some((code, msg))) = (status.success(), files.runtime_error()) {
-        eprintln!("OCI runtime exec failed: {msg}: unknown");
+        print!("OCI runtime exec failed: {msg}: unknown\r\n");
         return Err(Exit(code).into());
     }
     match status.code() {

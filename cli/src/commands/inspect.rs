@@ -157,7 +157,22 @@ pub fn run(s: &Settings, a: InspectArgs) -> Result<()> {
     let mut docs = Vec::new();
     let mut errors = Vec::new();
     let templated = !matches!(a.format.as_deref(), None | Some("") | Some("json"));
+    let kind = a.kind.as_deref().unwrap_or("");
+    if !matches!(kind, "" | "container" | "image") {
+        anyhow::bail!("\"{kind}\" is not a valid value for --type");
+    }
+    let table = strata_store::containers::Containers::new(store.root());
     for name in &a.images {
+        if kind != "image" {
+            if let Ok(c) = table.find(name) {
+                docs.push(crate::commands::container_inspect::document(&store, &c, a.size)?);
+                continue;
+            }
+            if kind == "container" {
+                errors.push(format!("Error: No such container: {name}"));
+                continue;
+            }
+        }
         match store.resolve(name).and_then(|id| store.image(&id)) {
             Ok(img) => docs.push(document(&store, &img, templated)?),
             Err(_) => errors.push(format!("Error response from daemon: no such image: {name}: No such image: {name}")),

@@ -2,6 +2,7 @@
 
 mod attach;
 mod commit;
+mod container_inspect;
 mod containers;
 mod cp;
 mod history;
