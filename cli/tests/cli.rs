@@ -6,6 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod support;
+
 fn images_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/images")
 }
@@ -493,15 +495,15 @@ fn cp_stays_inside_the_container() {
     }
     let e = Env::new("fuse-overlay");
     e.load("min/ia-layered.min.tar");
-    e.ok(&["create", "--name", "c", "ia/layered:1"]);
-    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    e.ok(&["create", "--name", "cc", "ia/layered:1"]);
+    let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
     std::os::unix::fs::symlink("/", m.join("abs")).unwrap();
     std::os::unix::fs::symlink("../../../../../../..", m.join("etc/rel")).unwrap();
-    e.ok(&["umount", "c"]);
+    e.ok(&["umount", "cc"]);
     let host = e.dir.path().join("host");
     fs::create_dir(&host).unwrap();
     // Out of the container, through both symlinks: the container's passwd.
-    for src in ["c:/abs/etc/passwd", "c:etc/rel/etc/passwd"] {
+    for src in ["cc:/abs/etc/passwd", "cc:etc/rel/etc/passwd"] {
         let out = host.join("passwd");
         let _ = fs::remove_file(&out);
         e.ok(&["cp", src, out.to_str().unwrap()]);
@@ -510,22 +512,22 @@ fn cp_stays_inside_the_container() {
         assert!(!text.contains("_apt") && !text.contains("systemd"), "{src}: host passwd leaked");
     }
     // A directory out, into an existing host directory.
-    e.ok(&["cp", "c:/etc", host.to_str().unwrap()]);
+    e.ok(&["cp", "cc:/etc", host.to_str().unwrap()]);
     assert!(host.join("etc/motd").is_file());
     // Into the container through the symlinks: lands inside, the host is untouched.
     let marker = format!("strata-cp-test-{}", std::process::id());
     let f = host.join(&marker);
     fs::write(&f, "x").unwrap();
-    e.ok(&["cp", f.to_str().unwrap(), "c:/abs/tmp/"]);
-    e.ok(&["cp", f.to_str().unwrap(), &format!("c:/etc/rel/tmp/{marker}.2")]);
+    e.ok(&["cp", f.to_str().unwrap(), "cc:/abs/tmp/"]);
+    e.ok(&["cp", f.to_str().unwrap(), &format!("cc:/etc/rel/tmp/{marker}.2")]);
     assert!(!Path::new("/tmp").join(&marker).exists() && !Path::new("/tmp").join(format!("{marker}.2")).exists());
-    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
     assert_eq!(fs::read_to_string(m.join("tmp").join(&marker)).unwrap(), "x");
     assert!(m.join("tmp").join(format!("{marker}.2")).is_file());
-    e.ok(&["umount", "c"]);
-    let (_, err) = e.fails(&["cp", "c:/nonexistent", host.to_str().unwrap()]);
+    e.ok(&["umount", "cc"]);
+    let (_, err) = e.fails(&["cp", "cc:/nonexistent", host.to_str().unwrap()]);
     assert!(err.contains("Could not find the file"), "{err}");
-    let diff = e.ok(&["diff", "c"]);
+    let diff = e.ok(&["diff", "cc"]);
     assert!(diff.contains(&format!("A /tmp/{marker}")), "{diff}");
 }
 
@@ -539,8 +541,8 @@ fn killed_daemon_is_detected_and_repaired() {
     }
     let e = Env::new("fuse-overlay");
     e.load("min/ia-layered.min.tar");
-    e.ok(&["create", "--name", "c", "ia/layered:1"]);
-    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    e.ok(&["create", "--name", "cc", "ia/layered:1"]);
+    let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
     fs::write(m.join("etc/motd"), "written before the kill\n").unwrap();
     // Find the daemon serving this mount and kill -9 it.
     let mut killed = false;
@@ -557,17 +559,17 @@ fn killed_daemon_is_detected_and_repaired() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
         e.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]),
-        "c Created\n",
+        "cc Created\n",
         "a dead mount is not reported as mounted"
     );
-    let diff = e.ok(&["diff", "c"]);
+    let diff = e.ok(&["diff", "cc"]);
     assert!(diff.contains("C /etc/motd"), "{diff}");
-    let id = e.ok(&["commit", "c", "ia/after-kill:1"]);
+    let id = e.ok(&["commit", "cc", "ia/after-kill:1"]);
     assert!(id.starts_with("sha256:"));
-    let m2 = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    let m2 = PathBuf::from(e.ok(&["mount", "cc"]).trim());
     assert_eq!(fs::read_to_string(m2.join("etc/motd")).unwrap(), "written before the kill\n");
-    e.ok(&["umount", "c"]);
-    e.ok(&["rm", "c"]);
+    e.ok(&["umount", "cc"]);
+    e.ok(&["rm", "cc"]);
 }
 
 /// Archives from `strata save`, a committed image included, load in podman
@@ -581,12 +583,12 @@ fn saved_archives_load_in_podman_and_skopeo() {
     }
     let e = Env::new("overlay");
     e.load("min/ia-layered.min.tar");
-    e.ok(&["create", "--name", "c", "ia/layered:1"]);
-    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    e.ok(&["create", "--name", "cc", "ia/layered:1"]);
+    let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
     fs::write(m.join("etc/motd"), "committed\n").unwrap();
     fs::remove_file(m.join("etc/ia-release")).unwrap();
-    e.ok(&["umount", "c"]);
-    let committed = e.ok(&["commit", "c", "ia/committed:1"]).trim().to_string();
+    e.ok(&["umount", "cc"]);
+    let committed = e.ok(&["commit", "cc", "ia/committed:1"]).trim().to_string();
     let out = e.dir.path().join("s.tar");
     e.ok(&["save", "-o", out.to_str().unwrap(), "ia/layered:1", "ia/committed:1"]);
     let p = e.dir.path();
@@ -634,7 +636,7 @@ fn saved_archives_load_in_podman_and_skopeo() {
         let blob = fs::read(dir.join(l.trim_start_matches("sha256:"))).unwrap();
         assert_eq!(format!("sha256:{}", sha256_hex(&blob)), l);
     }
-    e.ok(&["rm", "c"]);
+    e.ok(&["rm", "cc"]);
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -667,7 +669,7 @@ fn prune_and_system_df() {
     // df: two images, no containers.
     let df = e.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}}"]);
     assert_eq!(df, "Images 2 0 2.247MB\nContainers 0 0 0B\nLocal Volumes 0 0 0B\nBuild Cache 0 0 0B\n");
-    e.ok(&["create", "--name", "c", "ia/busybox:1.35"]);
+    e.ok(&["create", "--name", "cc", "ia/busybox:1.35"]);
     let df = e.ok(&["system", "df"]);
     assert!(df.starts_with("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\nImages          2         1         2.247MB   262.5kB (11%)\n"), "{df}");
     // -a with a label filter: only unused images with that label go.
@@ -700,60 +702,16 @@ fn dockerd_round_trip() {
     }
     let e = Env::new("overlay");
     e.load("min/ia-layered.min.tar");
-    e.ok(&["create", "--name", "c", "ia/layered:1"]);
-    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    e.ok(&["create", "--name", "cc", "ia/layered:1"]);
+    let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
     fs::write(m.join("etc/motd"), "from strata\n").unwrap();
-    e.ok(&["umount", "c"]);
-    let committed = e.ok(&["commit", "c", "ia/committed:1"]).trim().to_string();
+    e.ok(&["umount", "cc"]);
+    let committed = e.ok(&["commit", "cc", "ia/committed:1"]).trim().to_string();
     let out = e.dir.path().join("s.tar");
     e.ok(&["save", "-o", out.to_str().unwrap(), "ia/layered:1", "ia/committed:1"]);
 
-    let d = e.dir.path().join("dockerd");
-    fs::create_dir(&d).unwrap();
-    let sock = d.join("docker.sock");
-    let mut daemon = Command::new("dockerd")
-        .args(["--iptables=false", "--bridge=none", "--ip-masq=false", "--storage-driver", "vfs"])
-        .arg("--data-root")
-        .arg(d.join("data"))
-        .arg("--exec-root")
-        .arg(d.join("exec"))
-        .arg("--pidfile")
-        .arg(d.join("pid"))
-        .arg("-H")
-        .arg(format!("unix://{}", sock.display()))
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(d.join("log")).unwrap())
-        .spawn()
-        .expect("dockerd (Debian's docker.io) is installed by scripts/install-deps");
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-            let _ = self.0.wait();
-        }
-    }
-    let _guard = Kill(&mut daemon);
-    let docker = |args: &[&str]| -> String {
-        let o = Command::new("docker").arg("-H").arg(format!("unix://{}", sock.display())).args(args).output().unwrap();
-        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap()
-    };
-    let t0 = std::time::Instant::now();
-    while Command::new("docker")
-        .arg("-H")
-        .arg(format!("unix://{}", sock.display()))
-        .arg("version")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        assert!(
-            t0.elapsed().as_secs() < 60,
-            "dockerd did not start: {}",
-            fs::read_to_string(d.join("log")).unwrap_or_default()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let daemon = support::Dockerd::start(&e.dir.path().join("dockerd"), "vfs");
+    let docker = |args: &[&str]| daemon.ok(args);
     let loaded = docker(&["load", "-i", out.to_str().unwrap()]);
     assert_eq!(loaded, "Loaded image: ia/layered:1\nLoaded image: ia/committed:1\n");
     let ids = docker(&["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
@@ -768,7 +726,7 @@ fn dockerd_round_trip() {
     let f = Env::new("vfs");
     assert_eq!(f.ok(&["load", "-i", back.to_str().unwrap()]), "Loaded image: ia/committed:1\n");
     assert_eq!(f.ok(&["images", "--no-trunc", "-q"]), format!("{committed}\n"));
-    e.ok(&["rm", "c"]);
+    e.ok(&["rm", "cc"]);
 }
 
 /// `commit` of a mounted container with writers: they are paused for the
@@ -781,8 +739,8 @@ fn commit_pauses_writers_of_a_mounted_container() {
     }
     let e = Env::new("fuse-overlay");
     e.load("min/ia-layered.min.tar");
-    e.ok(&["create", "--name", "c", "ia/layered:1"]);
-    let m = PathBuf::from(e.ok(&["mount", "c"]).trim());
+    e.ok(&["create", "--name", "cc", "ia/layered:1"]);
+    let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
     // A writer appending 4 KiB records as fast as it can, and an idle one
     // holding a file open for writing.
     let mut dd = Command::new("dd")
@@ -796,7 +754,7 @@ fn commit_pauses_writers_of_a_mounted_container() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let o = e.cmd(&["--debug", "commit", "c", "ia/live:1"]).output().unwrap();
+    let o = e.cmd(&["--debug", "commit", "cc", "ia/live:1"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let log = String::from_utf8_lossy(&o.stderr);
     assert!(log.contains("paused 3 writer(s)") || log.contains("paused 2 writer(s)"), "{log}");
@@ -810,7 +768,7 @@ fn commit_pauses_writers_of_a_mounted_container() {
     let _ = dd.wait();
     let _ = idle.kill();
     let _ = idle.wait();
-    e.ok(&["umount", "c"]);
+    e.ok(&["umount", "cc"]);
     // The committed file is whole 4 KiB records.
     let out = e.dir.path().join("live.tar");
     e.ok(&["save", "-o", out.to_str().unwrap(), "ia/live:1"]);
@@ -829,5 +787,35 @@ fn commit_pauses_writers_of_a_mounted_container() {
         }
     }
     assert!(seen, "the written file is in the committed layer");
-    e.ok(&["rm", "c"]);
+    e.ok(&["rm", "cc"]);
+}
+
+/// Dependencies point one way (DESIGN.md): cli → build → runtime → store →
+/// driver → fs. A crate may use only crates after it in that order.
+#[test]
+fn dependency_direction() {
+    let o = Command::new(env!("CARGO"))
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let order = ["strata", "strata-build", "strata-runtime", "strata-store", "strata-driver", "strata-fs"];
+    let rank = |n: &str| order.iter().position(|o| *o == n);
+    let mut checked = 0;
+    for p in meta["packages"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let Some(r) = rank(name) else { continue };
+        for d in p["dependencies"].as_array().unwrap() {
+            if d["kind"].as_str() == Some("dev") {
+                continue;
+            }
+            if let Some(dr) = rank(d["name"].as_str().unwrap()) {
+                assert!(dr > r, "{name} depends on {}, against the direction {order:?}", d["name"]);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5, "only {checked} internal dependencies seen");
 }
