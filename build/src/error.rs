@@ -39,6 +39,22 @@ pub enum Error {
     /// A stage graph problem (cycle, reference to a later stage, ...).
     #[error("{0}")]
     Stage(String),
+    /// A RUN step's command failed; the text is the builder's own message
+    /// (`The command '/bin/sh -c false' returned a non-zero code: 1`).
+    #[error("{text}")]
+    RunFailed {
+        /// The message as the builder flavour words it.
+        text: String,
+        /// The command's exit status.
+        code: i32,
+    },
+    /// A COPY/ADD source or the build context is unusable (message as Docker's).
+    #[error("{0}")]
+    Source(String),
+    /// The container runtime, the store or the filesystem failed (their
+    /// message, with what was being done).
+    #[error("{0}")]
+    System(String),
     /// A `.dockerignore` pattern is malformed.
     #[error("error checking context: syntax error in pattern {pattern:?} in .dockerignore")]
     BadPattern {
@@ -47,7 +63,36 @@ pub enum Error {
     },
 }
 
+impl From<strata_runtime::Error> for Error {
+    fn from(e: strata_runtime::Error) -> Error {
+        Error::System(e.to_string())
+    }
+}
+
+impl From<strata_store::Error> for Error {
+    fn from(e: strata_store::Error) -> Error {
+        Error::System(e.to_string())
+    }
+}
+
+impl From<strata_driver::Error> for Error {
+    fn from(e: strata_driver::Error) -> Error {
+        Error::System(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::System(e.to_string())
+    }
+}
+
 impl Error {
+    /// An I/O failure while doing `op` on `path`.
+    pub fn io(op: &str, path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+        Error::System(format!("{op} {}: {e}", path.display()))
+    }
+
     /// A parse error at `line` with `msg`.
     pub fn parse(line: usize, msg: impl Into<String>) -> Self {
         Error::Parse { line, msg: msg.into() }

@@ -7,11 +7,17 @@
 //! - [`dockerignore`]: `.dockerignore` parsing and matching (moby/patternmatcher rules).
 //! - [`stages`]: stages, `--target`, stage references and reachability.
 
+pub mod context;
+pub mod copy;
 pub mod dockerignore;
 pub mod error;
+pub mod executor;
 pub mod expand;
+pub mod history;
+pub mod image;
 pub mod instruction;
 pub mod parser;
+pub mod progress;
 pub mod scope;
 pub mod stages;
 

@@ -46,6 +46,11 @@ pub enum Command {
     /// Manage strata.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Build an image from a Dockerfile.
+    Build(BuildArgs),
+    /// Manage builds.
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Create a new container.
     Create(CreateArgs),
     /// Create and run a new container from an image.
@@ -110,6 +115,70 @@ pub enum Command {
     Search(SearchArgs),
 }
 
+/// `builder …`
+#[derive(Subcommand, Debug)]
+pub enum BuilderCommand {
+    /// Remove build cache.
+    Prune(BuilderPruneArgs),
+}
+
+/// `builder prune`
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `build`
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the 'name:tag' format.
+    #[arg(short, long = "tag")]
+    pub tag: Vec<String>,
+    /// Name of the Dockerfile (Default is 'PATH/Dockerfile'; '-' reads it from STDIN).
+    #[arg(short, long)]
+    pub file: Option<String>,
+    /// Set build-time variables.
+    #[arg(long = "build-arg")]
+    pub build_arg: Vec<String>,
+    /// Set the target build stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use cache when building the image.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image.
+    #[arg(long)]
+    pub pull: bool,
+    /// Suppress the build output and print image ID on success.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Set the networking mode for the RUN instructions during build (none or host).
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// Set metadata for an image.
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Write the image ID to the file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Set platform if server is multi-platform capable.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Which builder to imitate: buildkit (default) or legacy (also DOCKER_BUILDKIT=0).
+    #[arg(long)]
+    pub builder: Option<String>,
+    /// Set type of progress output (auto, plain, tty).
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// PATH | URL | - (the build context).
+    pub context: String,
+}
+
 /// `image …`
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
@@ -132,6 +201,8 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Import a filesystem tarball.
     Import(ImportArgs),
+    /// Build an image from a Dockerfile.
+    Build(BuildArgs),
     /// Changes between two images' filesystems.
     Diff(ImageDiffArgs),
     /// Download an image.

@@ -111,7 +111,13 @@ fn host_hostname() -> String {
 /// Unmounts again when it fails.
 pub fn prepare(store: &Store, c: &Container, run: &RunConfig) -> Result<()> {
     let image = store.image(&c.image)?;
-    let img = ImageRuntime::from_config(image.config.config.as_ref());
+    prepare_with(store, c, run, &ImageRuntime::from_config(image.config.config.as_ref()))
+}
+
+/// [`prepare`] with the image's settings given (a build step's state,
+/// which is not an image in the store yet).
+pub fn prepare_with(store: &Store, c: &Container, run: &RunConfig, img: &ImageRuntime) -> Result<()> {
+    let img = img.clone();
     let d = dir(store, &c.id);
     let rootfs = store.driver().mount(&c.layer)?;
     let r = (|| -> Result<()> {

@@ -47,6 +47,38 @@ impl Root {
         Ok(Root { fd, path: path.to_path_buf() })
     }
 
+    /// The root's path on the host (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Open `path` inside the root (symlinks resolved inside it).
+    pub fn open_at(&self, path: &str, flags: OFlags) -> Result<OwnedFd> {
+        let rel = components(path).join("/");
+        self.open_in(&rel, flags).at("open", &self.path.join(&rel))
+    }
+
+    /// `mkdir -p` inside the root: missing directories are made with `mode`
+    /// (owned by the caller); returns the last one, open. A component that
+    /// exists and is not a directory (after symlinks) fails with ENOTDIR.
+    pub fn dir_all(&self, path: &str, mode: u32) -> Result<OwnedFd> {
+        let parts = components(path);
+        let mut dir = self.open_in("", OFlags::RDONLY | OFlags::DIRECTORY).at("open", &self.path)?;
+        let mut sofar = String::new();
+        for p in parts {
+            if !sofar.is_empty() {
+                sofar.push('/');
+            }
+            sofar.push_str(p);
+            match rustix::fs::mkdirat(&dir, p, Mode::from_raw_mode(mode)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e).at("mkdir", &self.path.join(&sofar)),
+            }
+            dir = self.open_in(&sofar, OFlags::RDONLY | OFlags::DIRECTORY).at("open", &self.path.join(&sofar))?;
+        }
+        Ok(dir)
+    }
+
     fn open_in(&self, rel: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
         let rel = if rel.is_empty() { "." } else { rel };
         rustix::fs::openat2(&self.fd, rel, flags | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT)

@@ -18,6 +18,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod buildcache;
 pub mod changes;
 pub mod config;
 pub mod containers;

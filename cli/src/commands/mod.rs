@@ -1,6 +1,7 @@
 //! One module per verb; `run` dispatches.
 
 mod attach;
+mod build;
 mod commit;
 mod container_inspect;
 mod containers;
@@ -46,6 +47,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::System(SystemCommand::Df(a)) => system_df::run(&s, a),
         Command::System(SystemCommand::Info(a)) | Command::Info(a) => system_info::info(&s, a),
         Command::Version(a) => system_info::version(a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&s, a),
+        Command::Builder(crate::cli::BuilderCommand::Prune(a)) => build::prune(&s, a),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => run::create(&s, a),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(&s, a),
         Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => run::start(&s, a),

@@ -1,0 +1,840 @@
+//! The build executor: stages in dependency order, each instruction a
+//! step — config-only steps change the image config, RUN runs a container
+//! through the runtime (on strata-overlayfs, with the hidden init layer),
+//! COPY/ADD/WORKDIR write into a mounted writable layer — and every layer
+//! is the diff of that step's own upper directory. Every step is committed
+//! as an image (Docker's intermediate images) and recorded in the build
+//! cache under a key of the parent image, the step's text (expanded, with
+//! the build args in scope) and, for COPY/ADD, the sources' checksum. A
+//! cache hit starts nothing and mounts nothing.
+//!
+//! Locks: the store's write lock is held only to publish (make a layer or
+//! container record, register a layer, commit an image); never while a
+//! command runs or files are copied.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use strata_runtime::container as ctr;
+use strata_runtime::rootfs::Root;
+use strata_runtime::RunConfig;
+use strata_store::buildcache::BuildCache;
+use strata_store::containers::{Container, Containers};
+use strata_store::{Digest, Reference, Store};
+
+use crate::context::{Context, Tree};
+use crate::copy::CopyOptions;
+use crate::dockerignore::DockerIgnore;
+use crate::history;
+use crate::image::ImageState;
+use crate::instruction::{Command, Copy, Healthcheck, Instruction, InstructionKind, ShellOrExec};
+use crate::progress::{Progress, Step};
+use crate::scope::{Flavor, MetaArgs, StageScope};
+use crate::stages::{StageRef, Stages};
+use crate::{Error, Lex};
+
+/// What to build and how.
+pub struct BuildOptions {
+    /// Which builder to imitate.
+    pub flavor: Flavor,
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    /// `-t` references (already validated).
+    pub tags: Vec<Reference>,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--label` (added to the final image).
+    pub labels: Vec<(String, String)>,
+    /// `--network` for RUN (`none` or `host`).
+    pub network: String,
+    /// The `strata` binary (started as the monitor of RUN containers).
+    pub exe: PathBuf,
+}
+
+/// Find (or pull) an image by reference; the CLI supplies it.
+pub type ImageResolver<'a> = dyn Fn(&str) -> Result<Digest, Error> + 'a;
+
+/// Build; returns the final image's ID (tagged as asked).
+pub fn build(
+    store: &Store,
+    ctx: &Context,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+    resolve: &ImageResolver<'_>,
+) -> Result<Digest, Error> {
+    let df = crate::parse(&opts.dockerfile)?;
+    let stages = Stages::split(&df)?;
+    let lex = Lex::new(df.escape);
+    let builtin = vec![
+        ("TARGETPLATFORM".to_string(), format!("linux/{}", strata_store::oci::host_arch())),
+        ("TARGETOS".to_string(), "linux".to_string()),
+        ("TARGETARCH".to_string(), strata_store::oci::host_arch()),
+        ("BUILDPLATFORM".to_string(), format!("linux/{}", strata_store::oci::host_arch())),
+    ];
+    let meta = MetaArgs::new(&stages.meta_args, &opts.build_args, &builtin, &lex)?;
+    let target = stages.target(opts.target.as_deref())?;
+    let order: Vec<usize> = match opts.flavor {
+        Flavor::BuildKit => stages.needed(target, &meta, &lex)?,
+        Flavor::Legacy => (0..=target).collect(),
+    };
+    let total: usize = order.iter().map(|&i| 1 + stages.stages[i].instructions.len()).sum::<usize>()
+        + usize::from(opts.flavor == Flavor::Legacy && !opts.labels.is_empty());
+    let mut b = Builder {
+        store,
+        ctx,
+        opts,
+        progress,
+        resolve,
+        lex,
+        stages: &stages,
+        results: HashMap::new(),
+        n: 0,
+        total,
+        cache: BuildCache::new(store.root()),
+    };
+    for &i in &order {
+        b.stage(i, &meta)?;
+    }
+    let (mut state, _) = b.results.remove(&target).expect("the target stage was built");
+    if !opts.labels.is_empty() {
+        b.final_labels(&mut state)?;
+    }
+    let id = match &state.id {
+        Some(id) => id.clone(),
+        None => {
+            let _l = store.lock(true)?;
+            state.commit(store, opts.flavor, None)?
+        }
+    };
+    let names: Vec<String> = opts
+        .tags
+        .iter()
+        .map(|r| match opts.flavor {
+            Flavor::Legacy => r.to_string(),
+            Flavor::BuildKit => {
+                let (registry, path) = r.registry_and_path();
+                format!("{registry}/{path}:{}", r.tag.as_deref().unwrap_or("latest"))
+            }
+        })
+        .collect();
+    if !opts.tags.is_empty() {
+        let _l = store.lock(true)?;
+        let mut repos = store.repositories()?;
+        for r in &opts.tags {
+            repos.set(r, &id);
+        }
+        repos.save()?;
+    }
+    b.progress.finish(&id, &names);
+    Ok(id)
+}
+
+struct Builder<'a> {
+    store: &'a Store,
+    ctx: &'a Context,
+    opts: &'a BuildOptions,
+    progress: &'a mut dyn Progress,
+    resolve: &'a ImageResolver<'a>,
+    lex: Lex,
+    stages: &'a Stages,
+    results: HashMap<usize, (ImageState, StageScope)>,
+    n: usize,
+    total: usize,
+    cache: BuildCache,
+}
+
+/// Per-stage step state.
+struct StageRun {
+    state: ImageState,
+    scope: StageScope,
+    label: String,
+    n: usize,
+    total: usize,
+    cmd_set: bool,
+    index: usize,
+}
+
+fn key_of(parts: &[&str]) -> Digest {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    Digest::parse(&format!("sha256:{}", strata_store::digest::hex(&h.finalize()))).expect("a sha256 digest")
+}
+
+fn makes_layer(k: InstructionKind) -> bool {
+    matches!(k, InstructionKind::Run | InstructionKind::Copy | InstructionKind::Add | InstructionKind::Workdir)
+}
+
+fn random_id() -> String {
+    strata_store::layers::new_cache_id() + &strata_store::layers::new_cache_id()
+}
+
+impl Builder<'_> {
+    fn stage(&mut self, i: usize, meta: &MetaArgs) -> Result<(), Error> {
+        let stage = &self.stages.stages[i];
+        let (image, _platform) = meta.expand_from(&stage.from, &self.lex).map_err(|e| e.at_line(stage.from_instruction.line))?;
+        let flavor = self.opts.flavor;
+        let (state, scope) = match self.stages.resolve_from(i, &image) {
+            StageRef::Stage(j) => {
+                let (st, sc) = self.results.get(&j).cloned().ok_or_else(|| Error::Stage(format!("stage {j} was not built")))?;
+                (st, StageScope::from_parent(&sc))
+            }
+            StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => {
+                let st = ImageState::scratch(flavor);
+                let env = st.env();
+                (st, StageScope::new(flavor, env, self.opts.build_args.clone(), meta.clone()))
+            }
+            StageRef::Image(name) => {
+                let id = (self.resolve)(&name)?;
+                let st = ImageState::from_image(self.store, &id)?;
+                let env = st.env();
+                (st, StageScope::new(flavor, env, self.opts.build_args.clone(), meta.clone()))
+            }
+        };
+        let single = self.stages.stages.len() == 1;
+        let label = if single { String::new() } else { stage.name().map(str::to_string).unwrap_or_else(|| format!("stage-{i}")) };
+        let stage_total = 1 + stage.instructions.iter().filter(|x| makes_layer(x.kind())).count();
+        let mut run = StageRun { state, scope, label, n: 1, total: stage_total, cmd_set: false, index: i };
+        self.n += 1;
+        let from_text = stage.from_instruction.original.clone();
+        let bk = format!("FROM {}", full_name(&image));
+        self.announce(&run, &from_text, &bk, true);
+        match &run.state.id {
+            Some(id) => self.progress.done(id),
+            None => self.progress.done(&Digest::of(b"scratch")),
+        }
+        // ONBUILD triggers of the base image run first, then are dropped.
+        let triggers = run.state.strings("OnBuild");
+        if !triggers.is_empty() {
+            self.progress.triggers(triggers.len());
+            run.state.runtime_mut().insert("OnBuild".into(), Value::Null);
+            for t in &triggers {
+                let df = crate::parse(&format!("FROM scratch\n{t}\n"))?;
+                let inst = df.instructions.into_iter().nth(1).ok_or_else(|| Error::Stage(format!("bad ONBUILD trigger: {t}")))?;
+                self.instruction(&mut run, &inst, true)?;
+            }
+        }
+        for inst in &stage.instructions {
+            self.n += 1;
+            self.instruction(&mut run, inst, false)?;
+        }
+        self.results.insert(i, (run.state, run.scope));
+        Ok(())
+    }
+
+    fn announce(&mut self, run: &StageRun, text: &str, bk_text: &str, shown: bool) {
+        self.progress.step(&Step {
+            n: self.n,
+            total: self.total,
+            text,
+            stage: &run.label,
+            stage_n: run.n,
+            stage_total: run.total,
+            shown,
+            bk_text,
+        });
+    }
+
+    fn parent_key(run: &StageRun) -> String {
+        run.state.id.as_ref().map(|d| d.to_string()).unwrap_or_else(|| "scratch".into())
+    }
+
+    /// Look up a step in the cache; on a hit, the state becomes the cached image.
+    fn try_cache(&mut self, run: &mut StageRun, key: &Digest) -> Result<bool, Error> {
+        if self.opts.no_cache {
+            return Ok(false);
+        }
+        let Some(id) = self.cache.get(key) else { return Ok(false) };
+        let Ok(st) = ImageState::from_image(self.store, &id) else { return Ok(false) };
+        run.state = st;
+        self.progress.cached();
+        self.progress.done(&id);
+        Ok(true)
+    }
+
+    fn record(&mut self, key: &Digest, id: &Digest) -> Result<(), Error> {
+        self.cache.put(key, id)?;
+        Ok(())
+    }
+
+    fn instruction(&mut self, run: &mut StageRun, inst: &Instruction, trigger: bool) -> Result<(), Error> {
+        let kind = inst.kind();
+        let cmd = run.scope.step(inst, &self.lex)?;
+        let text = inst.original.clone();
+        let _ = trigger;
+        if makes_layer(kind) {
+            run.n += 1;
+        }
+        let r = match &cmd {
+            Command::Run(r) => {
+                let shell = run.state.shell();
+                let words = match (&r.cmd, r.heredocs.as_slice()) {
+                    (ShellOrExec::Shell(s), [h]) if s.trim() == format!("<<{}", h.name) || s.trim() == format!("<<-{}", h.name) => {
+                        let mut v = shell.clone();
+                        v.push(h.body());
+                        v
+                    }
+                    (ShellOrExec::Shell(s), hs) if !hs.is_empty() => {
+                        let mut full = s.clone();
+                        for h in hs {
+                            full.push('\n');
+                            full.push_str(&h.content);
+                            full.push_str(&h.name);
+                        }
+                        let mut v = shell.clone();
+                        v.push(full);
+                        v
+                    }
+                    (c, _) => history::command_words(c, &shell),
+                };
+                // BuildKit shows the command as written, build args substituted.
+                let shown = match &r.cmd {
+                    ShellOrExec::Shell(t) => self.lex.process_word(t, &run.scope.run_env()).unwrap_or_else(|_| t.clone()),
+                    ShellOrExec::Exec(v) => v.join(" "),
+                };
+                let bk = format!("RUN {shown}");
+                self.announce(run, &text, &bk, true);
+                self.run_step(run, &words, r.network.as_deref())
+            }
+            Command::Copy(c) | Command::Add(c) => {
+                let add = kind == InstructionKind::Add;
+                let bk = format!("{} {} {}", if add { "ADD" } else { "COPY" }, c.srcs.join(" "), c.dest);
+                self.announce(run, &text, &bk, true);
+                self.copy_step(run, c, add)
+            }
+            Command::Workdir(w) => {
+                let cur = run.state.string("WorkingDir");
+                let path = if w.starts_with('/') { w.clone() } else { format!("{}/{w}", if cur.is_empty() { "/" } else { cur.as_str() }).replace("//", "/") };
+                self.announce(run, &text, &format!("WORKDIR {path}"), true);
+                run.state.runtime_mut().insert("WorkingDir".into(), json!(path));
+                self.workdir_step(run, &path, w)
+            }
+            Command::From(_) => Err(Error::Stage("FROM inside a stage".into())),
+            _ => {
+                self.announce(run, &text, "", false);
+                self.config_step(run, &cmd, &inst.command)
+            }
+        };
+        r.map_err(|e| e.at_line(inst.line))
+    }
+
+    fn config_step(&mut self, run: &mut StageRun, cmd: &Command, raw: &Command) -> Result<(), Error> {
+        let flavor = self.opts.flavor;
+        let shell = run.state.shell();
+        let text = history::config_text(cmd, raw, &shell, flavor);
+        let nop = history::legacy_nop_cmd(&shell, &text, false);
+        let created_by = match flavor {
+            Flavor::Legacy => nop.join(" "),
+            Flavor::BuildKit => text.clone(),
+        };
+        let key = key_of(&["config", &format!("{flavor:?}"), &Self::parent_key(run), &created_by]);
+        if self.try_cache(run, &key)? {
+            return Ok(());
+        }
+        let st = &mut run.state;
+        match cmd {
+            Command::Env(pairs) => {
+                for (k, v) in pairs {
+                    st.set_env(k, v);
+                }
+            }
+            Command::Label(pairs) => {
+                let labels = st.runtime_mut().entry("Labels").or_insert_with(|| json!({}));
+                if !labels.is_object() {
+                    *labels = json!({});
+                }
+                for (k, v) in pairs {
+                    labels[k] = json!(v);
+                }
+            }
+            Command::User(u) => {
+                st.runtime_mut().insert("User".into(), json!(u));
+            }
+            Command::Expose(ports) => {
+                let e = st.runtime_mut().entry("ExposedPorts").or_insert_with(|| json!({}));
+                if !e.is_object() {
+                    *e = json!({});
+                }
+                for p in history::expose_ports(ports) {
+                    e[p] = json!({});
+                }
+            }
+            Command::Volume(vs) => {
+                let e = st.runtime_mut().entry("Volumes").or_insert_with(|| json!({}));
+                if !e.is_object() {
+                    *e = json!({});
+                }
+                for v in vs {
+                    e[v] = json!({});
+                }
+            }
+            Command::StopSignal(s) => {
+                st.runtime_mut().insert("StopSignal".into(), json!(s));
+            }
+            Command::Healthcheck(h) => {
+                let v = match h {
+                    Healthcheck::None => json!({"Test": ["NONE"]}),
+                    Healthcheck::Cmd { test, interval, timeout, start_period, retries, .. } => {
+                        let mut m = serde_json::Map::new();
+                        m.insert("Test".into(), json!(test));
+                        for (k, d) in [("Interval", interval), ("Timeout", timeout), ("StartPeriod", start_period)] {
+                            if !d.is_zero() {
+                                m.insert(k.into(), json!(d.as_nanos() as u64));
+                            }
+                        }
+                        if *retries != 0 {
+                            m.insert("Retries".into(), json!(retries));
+                        }
+                        Value::Object(m)
+                    }
+                };
+                st.runtime_mut().insert("Healthcheck".into(), v);
+            }
+            Command::Shell(v) => {
+                st.runtime_mut().insert("Shell".into(), json!(v));
+            }
+            Command::Cmd(c) => {
+                let words = history::command_words(c, &shell);
+                st.runtime_mut().insert("Cmd".into(), json!(words));
+                if flavor == Flavor::BuildKit {
+                    st.runtime_mut().insert("ArgsEscaped".into(), json!(true));
+                }
+                run.cmd_set = true;
+            }
+            Command::Entrypoint(c) => {
+                let words = history::command_words(c, &shell);
+                st.runtime_mut().insert("Entrypoint".into(), json!(words));
+                if !run.cmd_set {
+                    st.runtime_mut().insert("Cmd".into(), Value::Null);
+                }
+                if flavor == Flavor::BuildKit {
+                    st.runtime_mut().insert("ArgsEscaped".into(), json!(true));
+                }
+            }
+            Command::Onbuild(t) => {
+                let mut v = st.strings("OnBuild");
+                v.push(t.clone());
+                st.runtime_mut().insert("OnBuild".into(), json!(v));
+            }
+            Command::Maintainer(m) => {
+                st.config.insert("author".into(), json!(m));
+            }
+            Command::Arg(_) => {}
+            _ => {}
+        }
+        // BuildKit records no history for ONBUILD.
+        let record = !(flavor == Flavor::BuildKit && matches!(cmd, Command::Onbuild(_)));
+        if record {
+            st.add_history(&created_by, true, flavor);
+        }
+        let id = {
+            let _l = self.store.lock(true)?;
+            st.commit(self.store, flavor, Some(&nop))?
+        };
+        self.record(&key, &id)?;
+        self.progress.done(&id);
+        Ok(())
+    }
+
+    /// Make a temporary writable layer on the current top layer.
+    fn temp_layer(&self, run: &StageRun) -> Result<String, Error> {
+        let parent = match &run.state.top_layer {
+            Some(c) => Some(self.store.layers().require(c)?.cache_id),
+            None => None,
+        };
+        let id = format!("b-{}", strata_store::layers::new_cache_id());
+        let _l = self.store.lock(true)?;
+        self.store.driver().create(&id, parent.as_deref())?;
+        Ok(id)
+    }
+
+    /// Turn the changes of `layer` into the state's next layer (none when it
+    /// changed nothing), record history and commit. Returns whether a layer
+    /// was made.
+    fn publish(&mut self, run: &mut StageRun, layer: &str, created_by: &str, legacy_cmd: &[String]) -> Result<Digest, Error> {
+        let flavor = self.opts.flavor;
+        let changed = !self.store.driver().changes(layer)?.is_empty();
+        let _l = self.store.lock(true)?;
+        if changed {
+            let scratch = self.store.scratch()?;
+            let path = scratch.path().join("layer.tar");
+            let mut f = std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(&path)?;
+            {
+                let mut w = std::io::BufWriter::new(&mut f);
+                self.store.driver().diff(layer, &mut w)?;
+                w.flush()?;
+            }
+            f.seek(SeekFrom::Start(0))?;
+            let mut r = std::io::BufReader::new(f);
+            let l = self.store.layers().register(run.state.top_layer.as_ref(), &mut r, None)?;
+            run.state.add_layer(&l.diff_id, l.chain_id);
+        }
+        run.state.add_history(created_by, !changed, flavor);
+        let id = run.state.commit(self.store, flavor, Some(legacy_cmd))?;
+        Ok(id)
+    }
+
+    fn workdir_step(&mut self, run: &mut StageRun, path: &str, raw: &str) -> Result<(), Error> {
+        let flavor = self.opts.flavor;
+        let shell = run.state.shell();
+        let text = format!("WORKDIR {}", if flavor == Flavor::Legacy { raw } else { path });
+        let nop = history::legacy_nop_cmd(&shell, &text, true);
+        let created_by = match flavor {
+            Flavor::Legacy => nop.join(" "),
+            Flavor::BuildKit => text.clone(),
+        };
+        let key = key_of(&["workdir", &format!("{flavor:?}"), &Self::parent_key(run), &created_by, path]);
+        if self.try_cache(run, &key)? {
+            return Ok(());
+        }
+        let layer = self.temp_layer(run)?;
+        let r = (|| -> Result<Digest, Error> {
+            let root = self.store.driver().mount(&layer)?;
+            let made = Root::open(&root).and_then(|r| r.dir_all(path, 0o755).map(drop));
+            self.store.driver().unmount(&layer)?;
+            made?;
+            self.publish(run, &layer, &created_by, &nop)
+        })();
+        let _ = self.store.driver().remove(&layer);
+        let id = r?;
+        self.record(&key, &id)?;
+        self.progress.done(&id);
+        Ok(())
+    }
+
+    fn source_tree(&mut self, run: &StageRun, from: &str) -> Result<(Tree, Option<String>), Error> {
+        let top = match self.stages.resolve_copy_from(run.index, from)? {
+            StageRef::Stage(j) => {
+                let (st, _) = self.results.get(&j).ok_or_else(|| Error::Stage(format!("stage {from} was not built before use")))?;
+                st.top_layer.clone()
+            }
+            StageRef::Image(name) => {
+                let id = (self.resolve)(&name)?;
+                self.store.image(&id)?.top_layer()
+            }
+        };
+        let parent = match &top {
+            Some(c) => Some(self.store.layers().require(c)?.cache_id),
+            None => None,
+        };
+        let id = format!("b-{}", strata_store::layers::new_cache_id());
+        {
+            let _l = self.store.lock(true)?;
+            self.store.driver().create(&id, parent.as_deref())?;
+        }
+        let root = match self.store.driver().mount(&id) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.store.driver().remove(&id);
+                return Err(e.into());
+            }
+        };
+        Ok((Tree::open(&root, DockerIgnore::default())?, Some(id)))
+    }
+
+    fn copy_step(&mut self, run: &mut StageRun, c: &Copy, add: bool) -> Result<(), Error> {
+        let flavor = self.opts.flavor;
+        let name = if add { "ADD" } else { "COPY" };
+        if add && c.srcs.iter().any(|s| s.starts_with("http://") || s.starts_with("https://")) {
+            return Err(Error::Source("ADD from a URL is not supported by strata yet (download the file into the context)".into()));
+        }
+        let (other, temp) = match &c.from {
+            Some(f) => {
+                let (t, id) = self.source_tree(run, f)?;
+                (Some(t), id)
+            }
+            None => (None, None),
+        };
+        let r = self.copy_from(run, c, add, name, flavor, other.as_ref());
+        drop(other);
+        if let Some(id) = temp {
+            let _ = self.store.driver().unmount(&id);
+            let _ = self.store.driver().remove(&id);
+        }
+        r
+    }
+
+    fn copy_from(&mut self, run: &mut StageRun, c: &Copy, add: bool, name: &str, flavor: Flavor, other: Option<&Tree>) -> Result<(), Error> {
+        let tree = other.unwrap_or(&self.ctx.tree);
+        let missing = |p: &str| -> Error {
+            match flavor {
+                Flavor::Legacy => Error::Source(format!(
+                    "{name} failed: file not found in build context or excluded by .dockerignore: stat {p}: file does not exist"
+                )),
+                Flavor::BuildKit => Error::Source(format!(
+                    "failed to compute cache key: \"/{}\" not found: not found",
+                    crate::context::clean_rel(p).unwrap_or_else(|| p.to_string())
+                )),
+            }
+        };
+        if flavor == Flavor::Legacy && other.is_none() {
+            if let Some(p) = c.srcs.iter().find(|s| crate::context::clean_rel(s).is_none()) {
+                return Err(Error::Source(format!("{name} failed: forbidden path outside the build context: {p} ()")));
+            }
+        }
+        let heredoc_srcs: Vec<&crate::parser::Heredoc> = c.heredocs.iter().collect();
+        let plain: Vec<String> =
+            c.srcs.iter().filter(|s| !heredoc_srcs.iter().any(|h| s.trim_start_matches("<<-").trim_start_matches("<<") == h.name)).cloned().collect();
+        let sources = tree.resolve(&plain, &missing)?;
+        let sum = tree.checksum(&sources)?;
+        let mut hsum = Sha256::new();
+        for h in &heredoc_srcs {
+            hsum.update(h.name.as_bytes());
+            hsum.update(h.body().as_bytes());
+        }
+        let hsum = strata_store::digest::hex(&hsum.finalize());
+        let workdir = run.state.string("WorkingDir");
+        let dest = if c.dest.starts_with('/') {
+            c.dest.clone()
+        } else {
+            let base = if workdir.is_empty() { "/".to_string() } else { workdir };
+            let mut d = format!("{}/{}", base.trim_end_matches('/'), c.dest);
+            if c.dest == "." || c.dest == "./" {
+                d = format!("{}/", base.trim_end_matches('/'));
+            }
+            d
+        };
+        let shell = run.state.shell();
+        let chown_text = c.chown.as_ref().map(|o| format!("--chown={o} ")).unwrap_or_default();
+        let desc = match (sources.len() + heredoc_srcs.len(), sources.first()) {
+            (1, Some(s)) if tree.entry(s, true).map(|e| e.kind == crate::context::Kind::Dir).unwrap_or(false) => format!("dir:{sum}"),
+            (1, Some(_)) => format!("file:{sum}"),
+            _ => format!("multi:{sum}"),
+        };
+        let legacy_text = format!("{name} {chown_text}{desc} in {} ", c.dest);
+        let nop = history::legacy_nop_cmd(&shell, &legacy_text, true);
+        let created_by = match flavor {
+            Flavor::Legacy => nop.join(" "),
+            Flavor::BuildKit => format!("{name} {} {} # buildkit", c.srcs.join(" "), c.dest),
+        };
+        let key = key_of(&[
+            "copy",
+            &format!("{flavor:?}"),
+            &Self::parent_key(run),
+            &created_by,
+            &sum,
+            &hsum,
+            c.chown.as_deref().unwrap_or(""),
+            c.chmod.as_deref().unwrap_or(""),
+            &dest,
+        ]);
+        if self.try_cache(run, &key)? {
+            return Ok(());
+        }
+        let chmod = match &c.chmod {
+            Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| Error::Source(format!("invalid chmod parameter: {m}")))?),
+            None => None,
+        };
+        let layer = self.temp_layer(run)?;
+        let r = (|| -> Result<Digest, Error> {
+            let root_path = self.store.driver().mount(&layer)?;
+            let copied = (|| -> Result<(), Error> {
+                let root = Root::open(&root_path)?;
+                let owner = match &c.chown {
+                    Some(spec) => Some(chown_ids(&root, spec)?),
+                    None => None,
+                };
+                let o = CopyOptions { owner, chmod, extract: add };
+                crate::copy::copy(tree, &sources, &root, &dest, &o)?;
+                for h in &heredoc_srcs {
+                    let target = if dest.ends_with('/') { format!("{dest}{}", h.name) } else { dest.clone() };
+                    crate::copy::write_file(&root, &target, h.body().as_bytes(), &o)?;
+                }
+                Ok(())
+            })();
+            self.store.driver().unmount(&layer)?;
+            copied?;
+            self.publish(run, &layer, &created_by, &nop)
+        })();
+        let _ = self.store.driver().remove(&layer);
+        let id = r?;
+        self.record(&key, &id)?;
+        self.progress.done(&id);
+        Ok(())
+    }
+
+    fn run_step(&mut self, run: &mut StageRun, words: &[String], network: Option<&str>) -> Result<(), Error> {
+        let flavor = self.opts.flavor;
+        let args = run.scope.run_build_args();
+        let legacy_cmd = history::run_cmd(words, &args);
+        let created_by = match flavor {
+            Flavor::Legacy => legacy_cmd.join(" "),
+            Flavor::BuildKit => format!("RUN {} # buildkit", legacy_cmd.join(" ")),
+        };
+        let network = network.unwrap_or(&self.opts.network).to_string();
+        let env = run.scope.run_env();
+        let key = key_of(&["run", &format!("{flavor:?}"), &Self::parent_key(run), &created_by, &env.join("\n"), &network]);
+        if self.try_cache(run, &key)? {
+            return Ok(());
+        }
+        let id = random_id();
+        let c = self.make_container(run, &id, words, &env, &network)?;
+        let result = self.run_container(run, &c);
+        let published = match result {
+            Ok(0) => {
+                let r = self.publish(run, &c.layer, &created_by, &legacy_cmd);
+                r.map(Some)
+            }
+            Ok(code) => {
+                let shown = words.join(" ");
+                let text = match flavor {
+                    Flavor::Legacy => format!("The command '{shown}' returned a non-zero code: {code}"),
+                    Flavor::BuildKit => format!("executor failed running [{shown}]: exit code: {code}"),
+                };
+                Err(Error::RunFailed { text, code })
+            }
+            Err(e) => Err(e),
+        };
+        {
+            let _l = self.store.lock(true)?;
+            let _ = ctr::remove(self.store, &c);
+        }
+        self.progress.removed(&c.id);
+        let id = published?.expect("published");
+        self.record(&key, &id)?;
+        self.progress.done(&id);
+        Ok(())
+    }
+
+    fn make_container(&mut self, run: &StageRun, id: &str, words: &[String], env: &[String], network: &str) -> Result<Container, Error> {
+        let parent = match &run.state.top_layer {
+            Some(c) => Some(self.store.layers().require(c)?.cache_id),
+            None => None,
+        };
+        let layer = format!("c-{}", &id[..32]);
+        let init = format!("{layer}-init");
+        let _l = self.store.lock(true)?;
+        ctr::make_layers(self.store, &layer, &init, parent.as_deref())?;
+        let c = Container {
+            id: id.to_string(),
+            name: format!("strata-build-{}", &id[..12]),
+            image: run.state.id.clone().unwrap_or_else(|| Digest::of(b"scratch")),
+            image_name: String::new(),
+            image_top_layer: run.state.top_layer.clone(),
+            layer,
+            init_layer: Some(init),
+            created: strata_store::config::format_time(chrono::Utc::now()),
+            command: words.to_vec(),
+            labels: BTreeMap::from([("strata.build".to_string(), "step".to_string())]),
+        };
+        let rc = RunConfig {
+            entrypoint: Some(String::new()),
+            cmd: words.to_vec(),
+            env: env.to_vec(),
+            user: Some(run.state.string("User")),
+            workdir: Some(run.state.string("WorkingDir")).filter(|w| !w.is_empty()),
+            network: network.to_string(),
+            ..RunConfig::default()
+        };
+        let saved = ctr::save_run_config(self.store, id, &rc).map_err(Error::from).and_then(|()| {
+            Containers::new(self.store.root()).put(&c)?;
+            Ok(())
+        });
+        if let Err(e) = saved {
+            let _ = ctr::remove(self.store, &c);
+            return Err(e);
+        }
+        let mut img = run.state.image_runtime();
+        // The step's env is complete (image env + build args): no second copy.
+        img.env.clear();
+        if let Err(e) = ctr::prepare_with(self.store, &c, &rc, &img) {
+            let _ = ctr::remove(self.store, &c);
+            return Err(e.into());
+        }
+        Ok(c)
+    }
+
+    /// Run a prepared step container to its end; its exit status.
+    fn run_container(&mut self, _run: &StageRun, c: &Container) -> Result<i32, Error> {
+        use strata_runtime::attach;
+        self.progress.running(&c.id);
+        let att = ctr::spawn_monitor(self.store, c, &self.opts.exe)?;
+        let mut s = att.stream;
+        loop {
+            match attach::read_frame(&mut s)? {
+                Some((attach::STARTED, _)) => {}
+                Some((attach::FAILED, p)) if !p.is_empty() => {
+                    let msg = String::from_utf8_lossy(&p[1..]).into_owned();
+                    return Err(Error::System(msg));
+                }
+                Some((attach::STDOUT | attach::STDERR, d)) => self.progress.output(&d),
+                Some((attach::EXIT, d)) if d.len() == 4 => return Ok(i32::from_be_bytes([d[0], d[1], d[2], d[3]])),
+                Some(_) => {}
+                None => return Err(Error::System("the step's container monitor exited unexpectedly".into())),
+            }
+        }
+    }
+
+    /// `--label`: the classic builder adds a LABEL step; BuildKit sets them
+    /// in the final config.
+    fn final_labels(&mut self, state: &mut ImageState) -> Result<(), Error> {
+        let labels = state.runtime_mut().entry("Labels").or_insert_with(|| json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        for (k, v) in &self.opts.labels {
+            labels[k] = json!(v);
+        }
+        let flavor = self.opts.flavor;
+        let text = format!("LABEL {}", self.opts.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+        let nop = history::legacy_nop_cmd(&state.shell(), &text, false);
+        if flavor == Flavor::Legacy {
+            state.add_history(&nop.join(" "), true, flavor);
+        }
+        let _l = self.store.lock(true)?;
+        state.commit(self.store, flavor, Some(&nop))?;
+        Ok(())
+    }
+}
+
+/// `--chown=user[:group]` against the destination's passwd and group:
+/// a group defaults to the user's name (Docker's rule), numbers need no
+/// entry.
+fn chown_ids(root: &Root, spec: &str) -> Result<(u32, u32), Error> {
+    let (u, g) = spec.split_once(':').unwrap_or((spec, spec));
+    let passwd = root.read("/etc/passwd")?.unwrap_or_default();
+    let group = root.read("/etc/group")?.unwrap_or_default();
+    let uid = match u.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => strata_runtime::user::resolve(u, &passwd, &group)
+            .map_err(|_| Error::Source(format!("unable to convert uid/gid chown string to host mapping: can't find uid for user {u}: no such user: {u}")))?
+            .uid,
+    };
+    let gid = match g.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => group
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok()).flatten()
+            })
+            .ok_or_else(|| Error::Source(format!("unable to convert uid/gid chown string to host mapping: can't find gid for group {g}: no such group: {g}")))?,
+    };
+    Ok((uid, gid))
+}
+
+/// Docker's full name of an image reference (`busybox` →
+/// `docker.io/library/busybox`), as BuildKit shows FROM.
+fn full_name(image: &str) -> String {
+    match Reference::parse(image) {
+        Ok(r) => {
+            let (registry, path) = r.registry_and_path();
+            let mut s = format!("{registry}/{path}");
+            if let Some(t) = r.tag.as_ref().filter(|t| t.as_str() != "latest") {
+                s.push(':');
+                s.push_str(t);
+            }
+            s
+        }
+        Err(_) => image.to_string(),
+    }
+}

@@ -1,0 +1,203 @@
+//! `build` (and `image build`): the context and Dockerfile from Docker's
+//! flags, the builder flavour (`--builder`, or `DOCKER_BUILDKIT=0` for the
+//! classic builder), and the executor's progress on stdout (classic) or
+//! stderr (BuildKit); `builder prune` empties the build cache.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Result};
+use strata_build::context::Context;
+use strata_build::executor::{self, BuildOptions};
+use strata_build::progress::{Legacy, Plain, Progress, Quiet};
+use strata_build::scope::Flavor;
+use strata_store::{Digest, Error as StoreError, Reference};
+
+use crate::cli::{BuildArgs, BuilderPruneArgs, PullArgs};
+use crate::printer::Printer;
+use crate::settings::Settings;
+use crate::Exit;
+
+fn flavor(a: &BuildArgs) -> Result<Flavor> {
+    match a.builder.as_deref() {
+        Some("legacy") | Some("classic") => return Ok(Flavor::Legacy),
+        Some("buildkit") => return Ok(Flavor::BuildKit),
+        Some(b) => bail!("unknown builder {b:?} (legacy or buildkit)"),
+        None => {}
+    }
+    Ok(match std::env::var("DOCKER_BUILDKIT").as_deref() {
+        Ok("0") | Ok("false") => Flavor::Legacy,
+        _ => Flavor::BuildKit,
+    })
+}
+
+fn is_tar(head: &[u8]) -> bool {
+    (head.len() >= 2 && head[..2] == [0x1f, 0x8b]) || (head.len() >= 262 && &head[257..262] == b"ustar")
+}
+
+/// The context and the Dockerfile's text.
+fn context_and_dockerfile(a: &BuildArgs) -> Result<(Context, String)> {
+    let read_file = |p: &Path| -> Result<String> {
+        std::fs::read_to_string(p).map_err(|e| anyhow!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: {}", p.display(), crate::printer::error_text(&anyhow!(e))))
+    };
+    if a.context == "-" {
+        if a.file.as_deref() == Some("-") {
+            bail!("invalid argument: can't use stdin for both build context and dockerfile");
+        }
+        let mut buf = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut buf)?;
+        if is_tar(&buf) {
+            let name = a.file.clone().unwrap_or_else(|| "Dockerfile".into());
+            let ctx = Context::tar(&mut &buf[..], &name)?;
+            let text = read_file(&ctx.tree.path().join(&name))?;
+            return Ok((ctx, text));
+        }
+        return Ok((Context::empty()?, String::from_utf8_lossy(&buf).into_owned()));
+    }
+    let path = PathBuf::from(&a.context);
+    let meta = std::fs::metadata(&path).map_err(|_| anyhow!("unable to prepare context: path \"{}\" not found", a.context))?;
+    let dockerfile_text = |ctx_dir: &Path| -> Result<(String, String)> {
+        match a.file.as_deref() {
+            Some("-") => {
+                let mut s = String::new();
+                std::io::stdin().lock().read_to_string(&mut s)?;
+                Ok((s, "Dockerfile".into()))
+            }
+            Some(f) => {
+                let p = PathBuf::from(f);
+                let rel = p
+                    .canonicalize()
+                    .ok()
+                    .and_then(|c| ctx_dir.canonicalize().ok().and_then(|d| c.strip_prefix(d).ok().map(|r| r.to_string_lossy().into_owned())))
+                    .unwrap_or_else(|| "Dockerfile".into());
+                Ok((read_file(&p)?, rel))
+            }
+            None => {
+                let p = ctx_dir.join("Dockerfile");
+                let p = if p.exists() || !ctx_dir.join("dockerfile").exists() { p } else { ctx_dir.join("dockerfile") };
+                Ok((read_file(&p)?, p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()))
+            }
+        }
+    };
+    if meta.is_dir() {
+        let (text, name) = dockerfile_text(&path)?;
+        return Ok((Context::dir(&path, &name)?, text));
+    }
+    let mut f = std::fs::File::open(&path)?;
+    let name = a.file.clone().unwrap_or_else(|| "Dockerfile".into());
+    let ctx = Context::tar(&mut f, &name)?;
+    let text = read_file(&ctx.tree.path().join(&name))?;
+    Ok((ctx, text))
+}
+
+/// `build`
+pub fn run(s: &Settings, a: BuildArgs) -> Result<()> {
+    let flavor = flavor(&a)?;
+    let mut tags = Vec::new();
+    for t in &a.tag {
+        tags.push(Reference::parse_tagged(t).map_err(|e| anyhow!("invalid argument \"{t}\" for \"-t, --tag\" flag: {e}"))?);
+    }
+    let mut build_args = BTreeMap::new();
+    for kv in &a.build_arg {
+        match kv.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                if let Ok(v) = std::env::var(kv) {
+                    build_args.insert(kv.clone(), v);
+                }
+            }
+        }
+    }
+    let labels: Vec<(String, String)> =
+        a.label.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((l.clone(), String::new()))).collect();
+    if !matches!(a.network.as_str(), "none" | "host" | "default") {
+        bail!("network mode \"{}\" not supported by strata (none or host)", a.network);
+    }
+    let (ctx, dockerfile) = context_and_dockerfile(&a)?;
+    let store = s.store()?;
+    let opts = BuildOptions {
+        flavor,
+        dockerfile: dockerfile.clone(),
+        tags,
+        build_args,
+        target: a.target.clone(),
+        no_cache: a.no_cache,
+        labels,
+        network: if a.network == "default" { "none".into() } else { a.network.clone() },
+        exe: std::env::current_exe()?,
+    };
+    let pull = a.pull;
+    let resolve = |name: &str| -> Result<Digest, strata_build::Error> {
+        let local = || -> Option<Digest> {
+            let _l = store.lock(false).ok()?;
+            match store.resolve(name) {
+                Ok(id) => Some(id),
+                Err(StoreError::NoSuchImage(_)) | Err(_) => None,
+            }
+        };
+        if !pull {
+            if let Some(id) = local() {
+                return Ok(id);
+            }
+        }
+        crate::commands::registry::pull(s, PullArgs { all_tags: false, quiet: true, platform: None, name: name.to_string() })
+            .map_err(|e| strata_build::Error::Source(format!("pull access denied for {name}, repository does not exist or may require 'docker login': {}", crate::printer::error_text(&e))))?;
+        local().ok_or_else(|| strata_build::Error::Source(format!("No such image: {name}")))
+    };
+    let mut progress: Box<dyn Progress> = if a.quiet {
+        Box::new(Quiet)
+    } else {
+        match flavor {
+            Flavor::Legacy => Box::new(Legacy::new(std::io::stdout())),
+            Flavor::BuildKit => Box::new(Plain::new(std::io::stderr(), dockerfile.len())),
+        }
+    };
+    let _ = std::io::stdout().is_terminal();
+    match executor::build(&store, &ctx, &opts, progress.as_mut(), &resolve) {
+        Ok(id) => {
+            if let Some(p) = &a.iidfile {
+                std::fs::write(p, id.to_string())?;
+            }
+            if a.quiet {
+                Printer::stdout().line(&id.to_string())?;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            std::io::stdout().flush()?;
+            let code = match &e {
+                strata_build::Error::RunFailed { code, .. } if flavor == Flavor::Legacy => (*code).clamp(1, 255) as u8,
+                _ => 1,
+            };
+            match flavor {
+                Flavor::Legacy => match &e {
+                    strata_build::Error::RunFailed { .. } | strata_build::Error::Source(_) => eprintln!("{e}"),
+                    _ => eprintln!("Error response from daemon: {e}"),
+                },
+                Flavor::BuildKit => eprintln!("error: failed to solve: {e}"),
+            }
+            Err(Exit(code).into())
+        }
+    }
+}
+
+/// `builder prune`: forget every cached step (the images stay until pruned).
+pub fn prune(s: &Settings, a: BuilderPruneArgs) -> Result<()> {
+    if !a.force {
+        print!("WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(());
+        }
+    }
+    let store = s.store()?;
+    let _l = store.lock(true)?;
+    let n = strata_store::buildcache::BuildCache::new(store.root()).clear()?;
+    let _ = a.all;
+    Printer::stdout().line(&format!("Total:\t{n} cache entries removed"))
+}
