@@ -104,6 +104,11 @@ impl Tree {
         !rel.is_empty() && self.ignore.excludes(rel)
     }
 
+    /// Whether nothing below directory `rel` can be in the context.
+    pub fn can_skip(&self, rel: &str) -> bool {
+        self.ignore.can_skip_dir(rel)
+    }
+
     /// The metadata of `rel` (`follow`: of a final symlink's target).
     pub fn entry(&self, rel: &str, follow: bool) -> rustix::io::Result<Entry> {
         let fd = self.open_rel(rel, OFlags::PATH, follow)?;

@@ -138,7 +138,12 @@ fn copy_children(src: &Tree, rel: &str, dir: &OwnedFd, dst: &str, o: &CopyOption
     for n in src.children(rel)? {
         let child = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
         if src.excluded(&child) {
-            continue;
+            // An excluded directory is still walked when an exception may
+            // re-include something below it (`build/` then `!build/keep`).
+            let is_dir = src.entry(&child, false).map(|e| e.kind == Kind::Dir).unwrap_or(false);
+            if !is_dir || src.can_skip(&child) {
+                continue;
+            }
         }
         copy_entry(src, &child, false, dir, &n, &join(dst, &n), o)?;
     }

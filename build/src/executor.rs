@@ -329,7 +329,11 @@ impl Builder<'_> {
 
     fn config_step(&mut self, run: &mut StageRun, cmd: &Command, raw: &Command) -> Result<(), Error> {
         let flavor = self.opts.flavor;
-        let shell = run.state.shell();
+        // SHELL's own step already runs with the new shell (as Docker's).
+        let shell = match cmd {
+            Command::Shell(v) if !v.is_empty() => v.clone(),
+            _ => run.state.shell(),
+        };
         let text = history::config_text(cmd, raw, &shell, flavor);
         let nop = history::legacy_nop_cmd(&shell, &text, false);
         let created_by = match flavor {
@@ -382,6 +386,12 @@ impl Builder<'_> {
             }
             Command::Healthcheck(h) => {
                 let v = match h {
+                    // The classic builder keeps the old check's timings.
+                    Healthcheck::None if flavor == Flavor::Legacy => {
+                        let mut old = st.runtime().get("Healthcheck").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+                        old["Test"] = json!(["NONE"]);
+                        old
+                    }
                     Healthcheck::None => json!({"Test": ["NONE"]}),
                     Healthcheck::Cmd { test, interval, timeout, start_period, retries, .. } => {
                         let mut m = serde_json::Map::new();
@@ -415,9 +425,6 @@ impl Builder<'_> {
                 st.runtime_mut().insert("Entrypoint".into(), json!(words));
                 if !run.cmd_set {
                     st.runtime_mut().insert("Cmd".into(), Value::Null);
-                }
-                if flavor == Flavor::BuildKit {
-                    st.runtime_mut().insert("ArgsEscaped".into(), json!(true));
                 }
             }
             Command::Onbuild(t) => {
@@ -486,7 +493,8 @@ impl Builder<'_> {
     fn workdir_step(&mut self, run: &mut StageRun, path: &str, raw: &str) -> Result<(), Error> {
         let flavor = self.opts.flavor;
         let shell = run.state.shell();
-        let text = format!("WORKDIR {}", if flavor == Flavor::Legacy { raw } else { path });
+        let _ = raw;
+        let text = format!("WORKDIR {path}");
         let nop = history::legacy_nop_cmd(&shell, &text, true);
         let created_by = match flavor {
             Flavor::Legacy => nop.join(" "),
@@ -604,7 +612,8 @@ impl Builder<'_> {
             d
         };
         let shell = run.state.shell();
-        let chown_text = c.chown.as_ref().map(|o| format!("--chown={o} ")).unwrap_or_default();
+        // Docker 20.10 writes no space between the flag and the hash.
+        let chown_text = c.chown.as_ref().map(|o| format!("--chown={o}")).unwrap_or_default();
         let desc = match (sources.len() + heredoc_srcs.len(), sources.first()) {
             (1, Some(s)) if tree.entry(s, true).map(|e| e.kind == crate::context::Kind::Dir).unwrap_or(false) => format!("dir:{sum}"),
             (1, Some(_)) => format!("file:{sum}"),
@@ -733,6 +742,7 @@ impl Builder<'_> {
             user: Some(run.state.string("User")),
             workdir: Some(run.state.string("WorkingDir")).filter(|w| !w.is_empty()),
             network: network.to_string(),
+            membership_groups_only: self.opts.flavor == Flavor::BuildKit,
             ..RunConfig::default()
         };
         let saved = ctr::save_run_config(self.store, id, &rc).map_err(Error::from).and_then(|()| {

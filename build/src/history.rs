@@ -104,7 +104,12 @@ pub fn config_text(cmd: &Command, raw: &Command, shell: &[String], flavor: Flavo
         Command::Expose(p) => {
             let ports = expose_ports(p);
             match flavor {
-                Flavor::Legacy => format!("EXPOSE {}", ports.join(" ")),
+                Flavor::Legacy => {
+                    // The classic builder lists the ports as written, sorted.
+                    let mut raw = p.clone();
+                    raw.sort();
+                    format!("EXPOSE {}", raw.join(" "))
+                }
                 Flavor::BuildKit => {
                     format!("EXPOSE map[{}]", ports.iter().map(|p| format!("{p}:{{}}")).collect::<Vec<_>>().join(" "))
                 }
@@ -175,6 +180,7 @@ mod tests {
             (Command::Env(vec![("X".into(), "1".into()), ("Y".into(), "two words".into())]), Flavor::BuildKit, "ENV X=1 Y=two words"),
             (Command::User("nobody".into()), Flavor::Legacy, "USER nobody"),
             (Command::Expose(s(&["8080/tcp", "53/udp"])), Flavor::Legacy, "EXPOSE 53/udp 8080/tcp"),
+            (Command::Expose(s(&["80", "443/tcp", "53/udp"])), Flavor::Legacy, "EXPOSE 443/tcp 53/udp 80"),
             (Command::Expose(s(&["8080/tcp", "53/udp"])), Flavor::BuildKit, "EXPOSE map[53/udp:{} 8080/tcp:{}]"),
             (Command::Volume(s(&["/data"])), Flavor::Legacy, "VOLUME [/data]"),
             (Command::StopSignal("SIGTERM".into()), Flavor::Legacy, "STOPSIGNAL SIGTERM"),

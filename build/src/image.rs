@@ -152,6 +152,14 @@ impl ImageState {
     pub fn commit(&mut self, store: &Store, flavor: Flavor, legacy_cmd: Option<&[String]>) -> Result<Digest, Error> {
         let now = strata_store::config::format_time(chrono::Utc::now());
         self.config.insert("created".into(), json!(now));
+        // Go writes maps with sorted keys.
+        for k in ["Labels", "ExposedPorts", "Volumes"] {
+            if let Some(Value::Object(m)) = self.runtime_mut().get_mut(k) {
+                let mut sorted: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                m.extend(sorted);
+            }
+        }
         match (flavor, legacy_cmd) {
             (Flavor::Legacy, Some(cmd)) => {
                 let mut cc = self.runtime().clone();

@@ -128,6 +128,10 @@ pub struct RunConfig {
     pub runtime: Option<String>,
     /// `--ulimit`.
     pub ulimits: Vec<Ulimit>,
+    /// Supplementary groups are only those `/etc/group` lists the user in,
+    /// without the primary group (BuildKit's RUN steps; `docker run` adds
+    /// the primary group).
+    pub membership_groups_only: bool,
 }
 
 impl RunConfig {

@@ -125,7 +125,10 @@ pub fn prepare_with(store: &Store, c: &Container, run: &RunConfig, img: &ImageRu
         let user_spec = run.user.clone().unwrap_or_else(|| img.user.clone());
         let passwd = root.read("/etc/passwd")?.unwrap_or_default();
         let group = root.read("/etc/group")?.unwrap_or_default();
-        let user = crate::user::resolve(&user_spec, &passwd, &group)?;
+        let mut user = crate::user::resolve(&user_spec, &passwd, &group)?;
+        if run.membership_groups_only && !user.additional_gids.is_empty() {
+            user.additional_gids.remove(0);
+        }
         let cwd = spec::working_dir(&img, run);
         if cwd.starts_with('/') {
             root.ensure(&cwd, rootfs::Kind::Dir)?;

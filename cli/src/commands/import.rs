@@ -26,7 +26,11 @@ pub fn run(s: &Settings, a: ImportArgs) -> Result<()> {
     let store = s.store()?;
     let _lock = store.lock(true)?;
     let mut tar = decompress(input).context("read the import source")?;
-    let spec = NewImage { comment: a.message.clone(), changes: a.change.clone(), ..Default::default() };
+    // Docker's comment when no -m is given names the source (`-` for a file
+    // or stdin, which its CLI uploads alike).
+    let from = if a.source.starts_with("http://") || a.source.starts_with("https://") { a.source.as_str() } else { "-" };
+    let comment = a.message.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| format!("Imported from {from}"));
+    let spec = NewImage { comment: Some(comment), changes: a.change.clone(), ..Default::default() };
     let id = create_image(&store, None, Some(&mut tar), &spec)?;
     if let Some(r) = target {
         let mut repos = store.repositories()?;

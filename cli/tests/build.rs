@@ -1,0 +1,330 @@
+//! `strata build` against Docker's own builders: the same Dockerfiles and
+//! contexts built by a private dockerd (classic builder, and BuildKit with
+//! `--network none`) and by strata (`--builder legacy` / `buildkit`); the
+//! saved images' config, history and merged file trees are compared.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use sha2::Digest as _;
+use support::{busybox_tar, run_with, Dockerd};
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+struct Strata {
+    dir: tempfile::TempDir,
+}
+
+impl Strata {
+    fn new() -> Strata {
+        Strata { dir: tempfile::Builder::new().prefix("strata-build-test-").tempdir_in("/var/tmp").unwrap() }
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.arg("--root").arg(self.dir.path().join("root")).args(args);
+        c
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = run_with(self.cmd(args), None);
+        assert!(o.status.success(), "strata {args:?}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+impl Drop for Strata {
+    fn drop(&mut self) {
+        let root = self.dir.path().join("root").to_string_lossy().to_string();
+        if let Ok(m) = fs::read_to_string("/proc/self/mountinfo") {
+            for p in m.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&root)) {
+                let _ = Command::new("umount").arg("-l").arg(p).status();
+            }
+        }
+    }
+}
+
+/// One build case: a Dockerfile, its context, flags.
+struct Case {
+    name: &'static str,
+    dockerfile: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    args: &'static [&'static str],
+    /// Only for this builder (None: both).
+    only: Option<&'static str>,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "every-instruction",
+        dockerfile: "FROM busybox\nLABEL a=b \"c d\"=e\nENV X=1 Y=\"two words\"\nARG A1=foo\nARG A2\nWORKDIR /app\nCOPY f.txt .\nCOPY dir/ /dst/\nADD f.txt dir /add/\nRUN echo $A1 $A2 > /a1.txt\nUSER nobody\nEXPOSE 8080/tcp 53/udp\nVOLUME /data\nSTOPSIGNAL SIGTERM\nHEALTHCHECK --interval=5s CMD true\nSHELL [\"/bin/sh\", \"-c\"]\nONBUILD RUN echo onbuild\nENTRYPOINT [\"/bin/sh\"]\nCMD [\"-c\", \"echo hi\"]\nMAINTAINER me\n",
+        files: &[("f.txt", "hello\n"), ("dir/x", "x\n"), ("dir/sub/y", "y\n")],
+        args: &["--build-arg", "A2=bar"],
+        only: None,
+    },
+    Case { name: "env-forms", dockerfile: "FROM busybox\nENV A a\nENV B=\"b c\" C=${A}x\nENV D=$B\nRUN echo \"$A|$B|$C|$D\" > /env.txt\n", files: &[], args: &[], only: None },
+    Case { name: "env-wins-over-arg", dockerfile: "FROM busybox\nARG V=a\nENV V=b\nARG W=w\nRUN echo $V $W > /v.txt\n", files: &[], args: &["--build-arg", "V=c"], only: None },
+    Case { name: "meta-arg", dockerfile: "ARG BASE=busybox\nFROM ${BASE}\nARG BASE\nRUN echo \"base=$BASE\" > /b.txt\n", files: &[], args: &[], only: None },
+    Case { name: "expansion-modifiers", dockerfile: "FROM busybox\nARG U\nENV S=set\nENV R1=${U:-def} R2=${S:+alt} R3=${U:+x}none R4=${S}\nLABEL l=${R1}_${R2}\nWORKDIR /w/${S}\n", files: &[], args: &[], only: None },
+    Case { name: "workdir-relative", dockerfile: "FROM busybox\nWORKDIR /a\nWORKDIR b\nWORKDIR c\nRUN pwd > /pwd.txt\n", files: &[], args: &[], only: None },
+    Case { name: "user-and-workdir-in-run", dockerfile: "FROM busybox\nWORKDIR /tmp/w\nUSER nobody\nRUN id > /tmp/id.txt; pwd >> /tmp/id.txt\n", files: &[], args: &[], only: None },
+    Case { name: "copy-dest-rules", dockerfile: "FROM busybox\nCOPY f.txt /renamed\nCOPY f.txt /newdir/\nCOPY f.txt g.txt /multi/\nCOPY dir /dircontents\nCOPY . /all/\n", files: &[("f.txt", "f\n"), ("g.txt", "g\n"), ("dir/a", "a\n"), ("dir/s/b", "b\n")], args: &[], only: None },
+    Case { name: "copy-globs", dockerfile: "FROM busybox\nCOPY *.txt /txt/\nCOPY d?r/*.md /md/\n", files: &[("a.txt", "a"), ("b.txt", "b"), ("c.log", "c"), ("dir/x.md", "x"), ("dir/y.txt", "y")], args: &[], only: None },
+    Case { name: "dockerignore", dockerfile: "FROM busybox\nCOPY . /ctx/\n", files: &[(".dockerignore", "*.secret\nbuild/\n!build/keep\n**/*.tmp\n"), ("a.txt", "a"), ("x.secret", "s"), ("build/out", "o"), ("build/keep", "k"), ("deep/n/z.tmp", "t"), ("deep/n/ok", "ok")], args: &[], only: None },
+    Case { name: "copy-chown", dockerfile: "FROM busybox\nCOPY --chown=nobody:nobody f.txt /owned\nCOPY --chown=1234:5678 dir /numeric/\n", files: &[("f.txt", "f"), ("dir/a", "a")], args: &[], only: None },
+    Case { name: "copy-chmod", dockerfile: "FROM busybox\nCOPY --chmod=0700 f.txt /private\n", files: &[("f.txt", "f")], args: &[], only: Some("buildkit") },
+    Case { name: "add-tar", dockerfile: "FROM busybox\nADD files.tar /unpacked/\nADD f.txt /plain/\n", files: &[("f.txt", "f")], args: &[], only: None },
+    Case { name: "run-forms", dockerfile: "FROM busybox\nRUN [\"sh\", \"-c\", \"echo exec > /exec.txt\"]\nRUN echo shell > /shell.txt && chmod 600 /shell.txt\nRUN mkdir -p /x/y && rm /bin/ls\n", files: &[], args: &[], only: None },
+    Case { name: "shell-instruction", dockerfile: "FROM busybox\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN echo $0 > /shell.txt\nCMD echo hi\nENTRYPOINT echo ep\n", files: &[], args: &[], only: None },
+    Case { name: "cmd-entrypoint", dockerfile: "FROM busybox\nCMD [\"a\"]\nENTRYPOINT [\"/bin/echo\"]\n", files: &[], args: &[], only: None },
+    Case { name: "entrypoint-resets-cmd", dockerfile: "FROM busybox\nENTRYPOINT [\"/bin/echo\"]\n", files: &[], args: &[], only: None },
+    Case { name: "scratch", dockerfile: "FROM scratch\nCOPY f.txt /\nCMD [\"/f.txt\"]\n", files: &[("f.txt", "f")], args: &[], only: None },
+    Case { name: "multi-stage", dockerfile: "FROM busybox AS build\nRUN mkdir /o && echo built > /o/result\nFROM busybox AS extra\nRUN echo extra > /e\nFROM scratch AS final\nCOPY --from=build /o /\n", files: &[], args: &[], only: None },
+    Case { name: "multi-stage-target", dockerfile: "FROM busybox AS one\nRUN echo 1 > /one\nFROM one AS two\nRUN echo 2 > /two\nFROM busybox\nRUN echo 3 > /three\n", files: &[], args: &["--target", "two"], only: None },
+    Case { name: "copy-from-index", dockerfile: "FROM busybox\nRUN echo zero > /z\nFROM busybox\nCOPY --from=0 /z /from-zero\n", files: &[], args: &[], only: None },
+    Case { name: "healthcheck-none", dockerfile: "FROM busybox\nHEALTHCHECK --interval=1m30s --timeout=3s --retries=3 CMD [\"true\"]\nHEALTHCHECK NONE\n", files: &[], args: &[], only: None },
+    Case { name: "expose-volume-forms", dockerfile: "FROM busybox\nEXPOSE 80 443/tcp 53/udp\nVOLUME [\"/a\", \"/b\"]\nVOLUME /c /d\n", files: &[], args: &[], only: None },
+    Case { name: "line-continuations", dockerfile: "FROM busybox\n# comment\nRUN echo a \\\n  # inner comment\n  b \\\n\n  c > /cont.txt\nLABEL x=1 \\\n      y=2\n", files: &[], args: &[], only: None },
+    Case { name: "escape-directive", dockerfile: "# escape=`\nFROM busybox\nRUN echo one `\n  two > /esc.txt\n", files: &[], args: &[], only: None },
+    Case { name: "onbuild-child", dockerfile: "FROM busybox\nONBUILD RUN echo triggered > /trig.txt\nONBUILD ENV T=1\n", files: &[], args: &[], only: None },
+    Case { name: "run-deletes-and-opaque", dockerfile: "FROM busybox\nRUN rm -rf /home && mkdir /home && echo new > /home/only\nRUN rm /bin/sh.missing 2>/dev/null; rm -f /bin/vi\n", files: &[], args: &[], only: None },
+    Case { name: "label-and-arg-history", dockerfile: "FROM busybox\nARG A=1\nARG B\nLABEL version=${A} empty=${B}\nRUN echo $A$B > /ab\n", files: &[], args: &["--build-arg", "B=2"], only: None },
+];
+
+/// Files of a case's context; `files.tar` for ADD is made here.
+fn write_context(dir: &Path, c: &Case) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("Dockerfile"), c.dockerfile).unwrap();
+    for (p, content) in c.files {
+        let path = dir.join(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    if c.dockerfile.contains("files.tar") {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data, mode) in [("top/a", &b"A\n"[..], 0o644), ("top/run.sh", &b"#!/bin/sh\n"[..], 0o755)] {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(mode);
+            h.set_uid(1000);
+            h.set_gid(1000);
+            h.set_mtime(1_600_000_000);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        fs::write(dir.join("files.tar"), b.into_inner().unwrap()).unwrap();
+    }
+}
+
+/// The config file of the (single) image in a docker-archive.
+fn saved_config(archive: &Path) -> Value {
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut a = tar::Archive::new(fs::File::open(archive).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().to_string_lossy().into_owned();
+        if p.ends_with(".json") {
+            let mut b = Vec::new();
+            e.read_to_end(&mut b).unwrap();
+            files.insert(p, b);
+        }
+    }
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let cfg = manifest[0]["Config"].as_str().unwrap();
+    serde_json::from_slice(&files[cfg]).unwrap()
+}
+
+/// A tar's entries: path → "type mode uid:gid size link sha".
+fn tree_of(tar_bytes: &[u8]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut a = tar::Archive::new(tar_bytes);
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_string();
+        if p.is_empty() {
+            continue;
+        }
+        // The runtime's files (Docker's init layer) and mount points.
+        if matches!(p.as_str(), ".dockerenv" | "etc/hosts" | "etc/hostname" | "etc/resolv.conf" | "etc/mtab" | "proc" | "sys" | "dev")
+            || p.starts_with("dev/")
+        {
+            continue;
+        }
+        let h = e.header().clone();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        let sum = if data.is_empty() { String::new() } else { strata_hex(&sha2::Sha256::digest(&data)) };
+        let link = h.link_name().ok().flatten().map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
+        out.insert(
+            p,
+            format!("{:?} {:o} {}:{} {} {link} {sum}", h.entry_type(), h.mode().unwrap_or(0), h.uid().unwrap_or(0), h.gid().unwrap_or(0), data.len()),
+        );
+    }
+    out
+}
+
+fn strata_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The parts of an image config compared: runtime config fields, history
+/// (created_by with source hashes masked, empty_layer), author, layer count.
+fn comparable(cfg: &Value) -> Value {
+    let mut rt = serde_json::Map::new();
+    let c = &cfg["config"];
+    for k in ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes", "StopSignal", "Healthcheck", "Shell", "OnBuild", "ArgsEscaped"] {
+        let v = c.get(k).cloned().unwrap_or(Value::Null);
+        let empty = v.is_null() || v == Value::String(String::new()) || v.as_array().is_some_and(|a| a.is_empty()) || v.as_object().is_some_and(|o| o.is_empty());
+        if !empty {
+            rt.insert(k.into(), v);
+        }
+    }
+    let hist: Vec<Value> = cfg["history"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|h| {
+                    let mut by = h["created_by"].as_str().unwrap_or_default().to_string();
+                    for kind in ["file:", "dir:", "multi:"] {
+                        while let Some(i) = by.find(kind) {
+                            let end = i + kind.len() + 64;
+                            if by.len() >= end && by[i + kind.len()..end].chars().all(|c| c.is_ascii_hexdigit()) {
+                                by.replace_range(i..end, &format!("{}<sum>", kind.trim_end_matches(':').to_uppercase()));
+                            } else {
+                                break;
+                            }
+                        }
+                    }
+                    serde_json::json!({"created_by": by, "empty_layer": h["empty_layer"].as_bool().unwrap_or(false), "comment": h["comment"]})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "config": rt,
+        "history": hist,
+        "author": cfg["author"],
+        "layers": cfg["rootfs"]["diff_ids"].as_array().map(|a| a.len()).unwrap_or(0),
+    })
+}
+
+struct Built {
+    config: Value,
+    tree: BTreeMap<String, String>,
+}
+
+/// Docker's export shows its init layer's `/etc` even where the image has
+/// none (`FROM scratch`): an empty `etc` only in Docker's tree is that.
+fn drop_init_etc(docker: &mut BTreeMap<String, String>, strata: &BTreeMap<String, String>) {
+    if !strata.contains_key("etc") && !docker.keys().any(|k| k.starts_with("etc/")) {
+        docker.remove("etc");
+    }
+}
+
+fn build_docker(d: &Dockerd, dir: &Path, c: &Case, builder: &str, tag: &str, work: &Path) -> Result<Built, String> {
+    let mut cmd = d.cmd(&["build", "-q", "-t", tag]);
+    cmd.args(c.args);
+    if builder == "buildkit" {
+        cmd.env("DOCKER_BUILDKIT", "1").args(["--network", "none"]);
+    } else {
+        cmd.env("DOCKER_BUILDKIT", "0");
+    }
+    cmd.arg(dir);
+    let o = run_with(cmd, None);
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+    }
+    let archive = work.join(format!("{tag}.docker.tar").replace(':', "_"));
+    d.ok(&["save", "-o", archive.to_str().unwrap(), tag]);
+    let cid = d.ok(&["create", tag, "x"]).trim().to_string();
+    let out = d.cmd(&["export", &cid]).output().unwrap();
+    d.ok(&["rm", &cid]);
+    Ok(Built { config: saved_config(&archive), tree: tree_of(&out.stdout) })
+}
+
+fn build_strata(s: &Strata, dir: &Path, c: &Case, builder: &str, tag: &str, work: &Path) -> Result<Built, String> {
+    let mut cmd = s.cmd(&["build", "-q", "--builder", builder, "-t", tag]);
+    cmd.args(c.args).arg(dir);
+    let o = run_with(cmd, None);
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+    }
+    let archive = work.join(format!("{tag}.strata.tar").replace(':', "_"));
+    s.ok(&["save", "-o", archive.to_str().unwrap(), tag]);
+    let cid = s.ok(&["create", tag, "x"]).trim().to_string();
+    let out = s.cmd(&["export", &cid]).output().unwrap();
+    s.ok(&["rm", &cid]);
+    Ok(Built { config: saved_config(&archive), tree: tree_of(&out.stdout) })
+}
+
+/// Every corpus Dockerfile, both builders: config, history and file tree
+/// as Docker's.
+#[test]
+fn builds_match_docker() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let s = Strata::new();
+    let work = s.dir.path().join("work");
+    fs::create_dir_all(&work).unwrap();
+    let tar = busybox_tar(&work);
+    s.ok(&["import", tar.to_str().unwrap(), "busybox:latest"]);
+    let d = Dockerd::start(&s.dir.path().join("dockerd"), "overlay2");
+    d.ok(&["import", tar.to_str().unwrap(), "busybox:latest"]);
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for c in CASES {
+        let dir = work.join(c.name);
+        write_context(&dir, c);
+        for builder in ["legacy", "buildkit"] {
+            if c.only.is_some_and(|o| o != builder) {
+                continue;
+            }
+            total += 1;
+            let tag = format!("case-{}:{builder}", c.name);
+            let want = build_docker(&d, &dir, c, builder, &tag, &work);
+            let got = build_strata(&s, &dir, c, builder, &tag, &work);
+            match (want, got) {
+                (Ok(mut w), Ok(g)) => {
+                    drop_init_etc(&mut w.tree, &g.tree);
+                    let (wc, gc) = (comparable(&w.config), comparable(&g.config));
+                    let mut diffs = Vec::new();
+                    if wc != gc {
+                        diffs.push(format!("config:\n  docker {wc}\n  strata {gc}"));
+                    }
+                    for (p, v) in &w.tree {
+                        match g.tree.get(p) {
+                            Some(gv) if gv == v => {}
+                            Some(gv) if v.starts_with("Directory") && gv.starts_with("Directory") => {
+                                // Directory sizes/sums are meaningless; mode and owner count.
+                                if v.split(' ').take(3).ne(gv.split(' ').take(3)) {
+                                    diffs.push(format!("{p}: docker {v} strata {gv}"));
+                                }
+                            }
+                            Some(gv) => diffs.push(format!("{p}: docker {v} strata {gv}")),
+                            None => diffs.push(format!("{p}: only in docker ({v})")),
+                        }
+                    }
+                    for p in g.tree.keys().filter(|p| !w.tree.contains_key(*p)) {
+                        diffs.push(format!("{p}: only in strata"));
+                    }
+                    if !diffs.is_empty() {
+                        failures.push(format!("{} [{builder}]:\n{}", c.name, diffs.join("\n")));
+                    }
+                }
+                (Err(w), Err(_)) => eprintln!("{} [{builder}]: both failed (docker: {})", c.name, w.lines().last().unwrap_or_default()),
+                (Err(w), Ok(_)) => failures.push(format!("{} [{builder}]: docker failed, strata built: {w}", c.name)),
+                (Ok(_), Err(g)) => failures.push(format!("{} [{builder}]: strata failed: {g}", c.name)),
+            }
+        }
+    }
+    eprintln!("builds: {}/{total} agree with Docker", total - failures.len());
+    assert!(failures.is_empty(), "{} of {total} differ:\n{}", failures.len(), failures.join("\n\n"));
+}
