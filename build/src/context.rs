@@ -72,6 +72,22 @@ pub fn clean_rel(p: &str) -> Option<String> {
     Some(out.join("/"))
 }
 
+/// Clean a source path lexically as BuildKit does: `..` at the root stays
+/// at the root (so nothing above the context is ever named).
+pub fn clamp_rel(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out.join("/")
+}
+
 fn has_glob(p: &str) -> bool {
     p.contains(['*', '?', '['])
 }
@@ -190,7 +206,7 @@ impl Tree {
     pub fn resolve(&self, patterns: &[String], missing: &dyn Fn(&str) -> Error) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
         for p in patterns {
-            let rel = clean_rel(p).ok_or_else(|| missing(p))?;
+            let rel = clamp_rel(p);
             if !has_glob(&rel) {
                 if self.excluded(&rel) || self.entry(&rel, true).is_err() {
                     return Err(missing(p));
@@ -334,6 +350,7 @@ mod tests {
         assert!(r(&["secret.key"]).is_err(), "excluded by .dockerignore");
         assert!(r(&["nope"]).is_err());
         assert!(r(&["../etc/passwd"]).is_err(), "above the context");
+        assert_eq!(r(&["../a.txt"]).unwrap(), vec!["a.txt"], "`..` stops at the context's root");
         assert!(r(&["*.none"]).is_err());
     }
 

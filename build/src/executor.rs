@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use strata_runtime::container as ctr;
 use strata_runtime::rootfs::Root;
-use strata_runtime::RunConfig;
+use strata_runtime::{Bind, RunConfig, Tmpfs};
 use strata_store::buildcache::BuildCache;
 use strata_store::containers::{Container, Containers};
 use strata_store::{Digest, Reference, Store};
@@ -32,6 +32,7 @@ use crate::history;
 use crate::image::ImageState;
 use crate::instruction::{Command, Copy, Healthcheck, Instruction, InstructionKind, ShellOrExec};
 use crate::progress::{Progress, Step};
+use crate::runmount::RunMount;
 use crate::scope::{Flavor, MetaArgs, StageScope};
 use crate::stages::{StageRef, Stages};
 use crate::{Error, Lex};
@@ -69,7 +70,11 @@ pub fn build(
     progress: &mut dyn Progress,
     resolve: &ImageResolver<'_>,
 ) -> Result<Digest, Error> {
-    let df = crate::parse(&opts.dockerfile)?;
+    let df = crate::parse(&opts.dockerfile).map_err(|e| match e {
+        // Docker reports this one without a line.
+        Error::Parse { msg, .. } if msg == "no build stage in current context" => Error::Stage(msg),
+        e => e,
+    })?;
     let stages = Stages::split(&df)?;
     let lex = Lex::new(df.escape);
     let builtin = vec![
@@ -79,7 +84,10 @@ pub fn build(
         ("BUILDPLATFORM".to_string(), format!("linux/{}", strata_store::oci::host_arch())),
     ];
     let meta = MetaArgs::new(&stages.meta_args, &opts.build_args, &builtin, &lex)?;
-    let target = stages.target(opts.target.as_deref())?;
+    let target = stages.target(opts.target.as_deref()).map_err(|e| match (e, opts.flavor) {
+        (Error::TargetNotFound(t), Flavor::BuildKit) => Error::Stage(format!("target stage {t} could not be found")),
+        (e, _) => e,
+    })?;
     let order: Vec<usize> = match opts.flavor {
         Flavor::BuildKit => stages.needed(target, &meta, &lex)?,
         Flavor::Legacy => (0..=target).collect(),
@@ -303,11 +311,11 @@ impl Builder<'_> {
                 };
                 let bk = format!("RUN {shown}");
                 self.announce(run, &text, &bk, true);
-                self.run_step(run, &words, r.network.as_deref())
+                self.run_step(run, &words, r.network.as_deref(), &r.mounts)
             }
             Command::Copy(c) | Command::Add(c) => {
                 let add = kind == InstructionKind::Add;
-                let bk = format!("{} {} {}", if add { "ADD" } else { "COPY" }, c.srcs.join(" "), c.dest);
+                let bk = format!("{} {} {}", if add { "ADD" } else { "COPY" }, copy_sources_text(c), c.dest);
                 self.announce(run, &text, &bk, true);
                 self.copy_step(run, c, add)
             }
@@ -324,7 +332,7 @@ impl Builder<'_> {
                 self.config_step(run, &cmd, &inst.command)
             }
         };
-        r.map_err(|e| e.at_line(inst.line))
+        r
     }
 
     fn config_step(&mut self, run: &mut StageRun, cmd: &Command, raw: &Command) -> Result<(), Error> {
@@ -578,10 +586,9 @@ impl Builder<'_> {
                 Flavor::Legacy => Error::Source(format!(
                     "{name} failed: file not found in build context or excluded by .dockerignore: stat {p}: file does not exist"
                 )),
-                Flavor::BuildKit => Error::Source(format!(
-                    "failed to compute cache key: \"/{}\" not found: not found",
-                    crate::context::clean_rel(p).unwrap_or_else(|| p.to_string())
-                )),
+                Flavor::BuildKit => {
+                    Error::Source(format!("failed to compute cache key: \"/{}\" not found: not found", crate::context::clamp_rel(p)))
+                }
             }
         };
         if flavor == Flavor::Legacy && other.is_none() {
@@ -623,7 +630,7 @@ impl Builder<'_> {
         let nop = history::legacy_nop_cmd(&shell, &legacy_text, true);
         let created_by = match flavor {
             Flavor::Legacy => nop.join(" "),
-            Flavor::BuildKit => format!("{name} {} {} # buildkit", c.srcs.join(" "), c.dest),
+            Flavor::BuildKit => format!("{name} {} {} # buildkit", copy_sources_text(c), c.dest),
         };
         let key = key_of(&[
             "copy",
@@ -671,7 +678,79 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn run_step(&mut self, run: &mut StageRun, words: &[String], network: Option<&str>) -> Result<(), Error> {
+    /// Resolve `RUN --mount`s to binds and tmpfs mounts; returns them, the
+    /// temporary layers mounted for `from=` (to remove after the step) and
+    /// what the cache key must include.
+    fn run_mounts(&mut self, run: &StageRun, specs: &[String]) -> Result<(Vec<Bind>, Vec<Tmpfs>, Vec<String>, String), Error> {
+        let (mut binds, mut tmpfs, mut temps, mut key) = (Vec::new(), Vec::new(), Vec::new(), String::new());
+        for spec in specs {
+            key.push_str(spec);
+            key.push('\n');
+            match RunMount::parse(spec)? {
+                RunMount::Bind { source, target, from } => {
+                    let rel = crate::context::clean_rel(&source).unwrap_or_default();
+                    let missing = |p: &str| Error::Source(format!("failed to compute cache key: \"/{p}\" not found: not found"));
+                    let host = match &from {
+                        None => {
+                            let t = &self.ctx.tree;
+                            let found = t.resolve(&[rel.clone()], &missing)?;
+                            key.push_str(&t.checksum(&found)?);
+                            real_path(t, &rel)?
+                        }
+                        Some(f) => {
+                            let (t, id) = self.source_tree(run, f)?;
+                            if let Some(id) = id {
+                                temps.push(id);
+                            }
+                            t.resolve(&[rel.clone()], &missing)?;
+                            real_path(&t, &rel)?
+                        }
+                    };
+                    binds.push(Bind { source: host, destination: target, read_only: true });
+                }
+                RunMount::Cache { target, id, uid, gid, mode } => {
+                    let dir = self.store.root().join("buildcache-mounts").join(strata_store::Digest::of(id.as_bytes()).hex());
+                    if !dir.exists() {
+                        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+                        rustix::fs::chown(&dir, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
+                            .map_err(|e| Error::io("chown", &dir, e))?;
+                        rustix::fs::chmod(&dir, rustix::fs::Mode::from_raw_mode(mode)).map_err(|e| Error::io("chmod", &dir, e))?;
+                    }
+                    binds.push(Bind { source: dir.to_string_lossy().into_owned(), destination: target, read_only: false });
+                }
+                RunMount::Tmpfs { target, size } => {
+                    tmpfs.push(Tmpfs { destination: target, options: size.map(|s| vec![format!("size={s}")]).unwrap_or_default() });
+                }
+            }
+        }
+        Ok((binds, tmpfs, temps, key))
+    }
+
+    fn run_step(&mut self, run: &mut StageRun, words: &[String], network: Option<&str>, mounts: &[String]) -> Result<(), Error> {
+        let flavor = self.opts.flavor;
+        if flavor == Flavor::Legacy && !mounts.is_empty() {
+            return Err(Error::Source(
+                "the --mount option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled".into(),
+            ));
+        }
+        let (binds, tmpfs, temps, mount_key) = self.run_mounts(run, mounts)?;
+        let r = self.run_step_with(run, words, network, binds, tmpfs, &mount_key);
+        for id in temps {
+            let _ = self.store.driver().unmount(&id);
+            let _ = self.store.driver().remove(&id);
+        }
+        r
+    }
+
+    fn run_step_with(
+        &mut self,
+        run: &mut StageRun,
+        words: &[String],
+        network: Option<&str>,
+        binds: Vec<Bind>,
+        tmpfs: Vec<Tmpfs>,
+        mount_key: &str,
+    ) -> Result<(), Error> {
         let flavor = self.opts.flavor;
         let args = run.scope.run_build_args();
         let legacy_cmd = history::run_cmd(words, &args);
@@ -681,12 +760,12 @@ impl Builder<'_> {
         };
         let network = network.unwrap_or(&self.opts.network).to_string();
         let env = run.scope.run_env();
-        let key = key_of(&["run", &format!("{flavor:?}"), &Self::parent_key(run), &created_by, &env.join("\n"), &network]);
+        let key = key_of(&["run", &format!("{flavor:?}"), &Self::parent_key(run), &created_by, &env.join("\n"), &network, mount_key]);
         if self.try_cache(run, &key)? {
             return Ok(());
         }
         let id = random_id();
-        let c = self.make_container(run, &id, words, &env, &network)?;
+        let c = self.make_container(run, &id, words, &env, &network, binds, tmpfs)?;
         let result = self.run_container(run, &c);
         let published = match result {
             Ok(0) => {
@@ -714,7 +793,17 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn make_container(&mut self, run: &StageRun, id: &str, words: &[String], env: &[String], network: &str) -> Result<Container, Error> {
+    #[allow(clippy::too_many_arguments)]
+    fn make_container(
+        &mut self,
+        run: &StageRun,
+        id: &str,
+        words: &[String],
+        env: &[String],
+        network: &str,
+        binds: Vec<Bind>,
+        tmpfs: Vec<Tmpfs>,
+    ) -> Result<Container, Error> {
         let parent = match &run.state.top_layer {
             Some(c) => Some(self.store.layers().require(c)?.cache_id),
             None => None,
@@ -743,6 +832,8 @@ impl Builder<'_> {
             workdir: Some(run.state.string("WorkingDir")).filter(|w| !w.is_empty()),
             network: network.to_string(),
             membership_groups_only: self.opts.flavor == Flavor::BuildKit,
+            binds,
+            tmpfs,
             ..RunConfig::default()
         };
         let saved = ctr::save_run_config(self.store, id, &rc).map_err(Error::from).and_then(|()| {
@@ -804,6 +895,27 @@ impl Builder<'_> {
         state.commit(self.store, flavor, Some(&nop))?;
         Ok(())
     }
+}
+
+/// The sources of a COPY/ADD as written: paths, then heredocs as `<<NAME`.
+fn copy_sources_text(c: &Copy) -> String {
+    let mut v: Vec<String> = c.srcs.clone();
+    for h in &c.heredocs {
+        let tag = format!("<<{}", h.name);
+        if !v.iter().any(|s| s.ends_with(&tag)) {
+            v.push(tag);
+        }
+    }
+    v.join(" ")
+}
+
+/// The host path of `rel` in `t`, symlinks resolved inside the tree (for
+/// a bind mount's source).
+fn real_path(t: &Tree, rel: &str) -> Result<String, Error> {
+    use std::os::fd::AsRawFd;
+    let fd = t.open_rel(rel, rustix::fs::OFlags::PATH, true).map_err(|e| Error::io("open", &t.path().join(rel), e))?;
+    let p = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|e| Error::io("resolve", &t.path().join(rel), e))?;
+    Ok(p.to_string_lossy().into_owned())
 }
 
 /// `--chown=user[:group]` against the destination's passwd and group:

@@ -18,6 +18,7 @@ pub mod image;
 pub mod instruction;
 pub mod parser;
 pub mod progress;
+pub mod runmount;
 pub mod scope;
 pub mod stages;
 

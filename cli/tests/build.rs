@@ -328,3 +328,198 @@ fn builds_match_docker() {
     eprintln!("builds: {}/{total} agree with Docker", total - failures.len());
     assert!(failures.is_empty(), "{} of {total} differ:\n{}", failures.len(), failures.join("\n\n"));
 }
+
+/// Which steps a build took from the cache, in order, from its output:
+/// the classic builder's ` ---> Using cache`, BuildKit's `#N CACHED`.
+fn cached_steps(out: &str, builder: &str) -> Vec<(String, bool)> {
+    let mut steps: Vec<(String, bool)> = Vec::new();
+    if builder == "legacy" {
+        for line in out.lines() {
+            if let Some(rest) = line.strip_prefix("Step ") {
+                let text = rest.split_once(" : ").map(|x| x.1).unwrap_or(rest);
+                steps.push((text.to_string(), false));
+            } else if line.trim() == "---> Using cache" {
+                if let Some(s) = steps.last_mut() {
+                    s.1 = true;
+                }
+            }
+        }
+    } else {
+        let mut by_vertex: Vec<(String, String)> = Vec::new();
+        for line in out.lines() {
+            let Some(rest) = line.strip_prefix('#') else { continue };
+            let Some((n, text)) = rest.split_once(' ') else { continue };
+            if text.starts_with('[') && !text.starts_with("[internal]") && !text.contains("FROM ") {
+                let t = text.split_once("] ").map(|x| x.1).unwrap_or(text);
+                by_vertex.push((n.to_string(), t.to_string()));
+                steps.push((t.to_string(), false));
+            } else if text == "CACHED" {
+                if let Some(i) = by_vertex.iter().position(|(v, _)| v == n) {
+                    steps[i].1 = true;
+                }
+            }
+        }
+    }
+    steps
+}
+
+/// The cache, step by step as Docker reports it: unchanged → all cached;
+/// a touched source (mtime only) → cached; a chmod'ed source → misses from
+/// that COPY on; another build arg → the RUN re-runs; `--no-cache`.
+#[test]
+fn cache_matches_docker() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let s = Strata::new();
+    let work = s.dir.path().join("work");
+    fs::create_dir_all(&work).unwrap();
+    let tar = busybox_tar(&work);
+    s.ok(&["import", tar.to_str().unwrap(), "busybox:latest"]);
+    let d = Dockerd::start(&s.dir.path().join("dockerd"), "overlay2");
+    d.ok(&["import", tar.to_str().unwrap(), "busybox:latest"]);
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for builder in ["legacy", "buildkit"] {
+        // One context per tool, changed the same way.
+        let dirs: Vec<PathBuf> = ["docker", "strata"].iter().map(|t| work.join(format!("cache-{builder}-{t}"))).collect();
+        for dir in &dirs {
+            fs::create_dir_all(dir).unwrap();
+            fs::write(dir.join("Dockerfile"), "FROM busybox\nARG A\nCOPY f.txt /f.txt\nRUN echo $A > /a\nCOPY g.txt /g.txt\nRUN cat /f.txt /g.txt /a > /all\n").unwrap();
+            fs::write(dir.join("f.txt"), "f\n").unwrap();
+            fs::write(dir.join("g.txt"), "g\n").unwrap();
+        }
+        let build = |tool: usize, extra: &[&str]| -> Vec<(String, bool)> {
+            let dir = &dirs[tool];
+            let o = if tool == 0 {
+                let mut c = d.cmd(&["build", "-t", "cachetest"]);
+                if builder == "buildkit" {
+                    c.env("DOCKER_BUILDKIT", "1").args(["--network", "none", "--progress", "plain"]);
+                } else {
+                    c.env("DOCKER_BUILDKIT", "0");
+                }
+                c.args(extra).arg(dir);
+                run_with(c, None)
+            } else {
+                let mut c = s.cmd(&["build", "--builder", builder, "-t", "cachetest", "--progress", "plain"]);
+                c.args(extra).arg(dir);
+                run_with(c, None)
+            };
+            assert!(o.status.success(), "{builder} build {tool}: {}", String::from_utf8_lossy(&o.stderr));
+            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            cached_steps(&text, builder)
+        };
+        let steps: Vec<(&str, Box<dyn Fn(&Path)>, Vec<&str>)> = vec![
+            ("first build", Box::new(|_: &Path| {}), vec!["--build-arg", "A=1"]),
+            ("unchanged", Box::new(|_: &Path| {}), vec!["--build-arg", "A=1"]),
+            (
+                "touch f.txt",
+                Box::new(|p: &Path| {
+                    let f = fs::File::options().write(true).open(p.join("f.txt")).unwrap();
+                    f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(978_307_200)).unwrap();
+                }),
+                vec!["--build-arg", "A=1"],
+            ),
+            (
+                "chmod f.txt",
+                Box::new(|p: &Path| {
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::set_permissions(p.join("f.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+                }),
+                vec!["--build-arg", "A=1"],
+            ),
+            ("other build arg", Box::new(|_: &Path| {}), vec!["--build-arg", "A=2"]),
+            ("--no-cache", Box::new(|_: &Path| {}), vec!["--build-arg", "A=2", "--no-cache"]),
+        ];
+        for (what, change, args) in &steps {
+            for dir in &dirs {
+                change(dir);
+            }
+            let (mut w, mut g) = (build(0, args), build(1, args));
+            if builder == "buildkit" {
+                // BuildKit shows independent (or cached) steps in any order.
+                w.sort();
+                g.sort();
+            }
+            report.push(format!("{builder} {what}: docker {w:?} strata {g:?}"));
+            if w != g {
+                failures.push(format!("{builder} {what}:\n  docker {w:?}\n  strata {g:?}"));
+            }
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Bad input: Docker's message (its key line) and a failing exit status,
+/// no image made and no container or mount left behind.
+#[test]
+fn build_errors_match_docker() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let s = Strata::new();
+    let work = s.dir.path().join("work");
+    fs::create_dir_all(&work).unwrap();
+    let tar = busybox_tar(&work);
+    s.ok(&["import", tar.to_str().unwrap(), "busybox:latest"]);
+    let d = Dockerd::start(&s.dir.path().join("dockerd"), "overlay2");
+    d.ok(&["import", tar.to_str().unwrap(), "busybox:latest"]);
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("unknown-instruction", "FROM busybox\nRUN true\nRUNN x\n", &[]),
+        ("missing-source", "FROM busybox\nCOPY nofile /x\n", &[]),
+        ("outside-context", "FROM busybox\nCOPY ../secret /x\n", &[]),
+        ("failing-run", "FROM busybox\nRUN false\n", &[]),
+        ("failing-run-code", "FROM busybox\nRUN exit 3\n", &[]),
+        ("unknown-target", "FROM busybox AS a\nRUN true\n", &["--target", "nosuch"]),
+        ("no-from", "RUN true\n", &[]),
+        ("empty", "# nothing\n", &[]),
+        ("bad-chown-user", "FROM busybox\nCOPY --chown=nosuchuser f /f\n", &[]),
+    ];
+    // BuildKit 0.8 (Docker 20.10) builds `--chown=nosuchuser` anyway; strata
+    // refuses it as the classic builder does.
+    let skip = |name: &str, builder: &str| name == "bad-chown-user" && builder == "buildkit";
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for (name, df, args) in cases {
+        let dir = work.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("Dockerfile"), df).unwrap();
+        fs::write(dir.join("f"), "f").unwrap();
+        fs::write(work.join("secret"), "host secret").unwrap();
+        for builder in ["legacy", "buildkit"] {
+            if skip(name, builder) {
+                continue;
+            }
+            let mut c = d.cmd(&["build", "-t", "errtest"]);
+            if builder == "buildkit" {
+                c.env("DOCKER_BUILDKIT", "1").args(["--network", "none", "--progress", "plain"]);
+            } else {
+                c.env("DOCKER_BUILDKIT", "0");
+            }
+            c.args(*args).arg(&dir);
+            let w = run_with(c, None);
+            let mut c = s.cmd(&["build", "--builder", builder, "-t", "errtest", "--progress", "plain"]);
+            c.args(*args).arg(&dir);
+            let g = run_with(c, None);
+            let last = |o: &Output| String::from_utf8_lossy(&o.stderr).lines().filter(|l| !l.trim().is_empty()).last().unwrap_or_default().trim().to_string();
+            let (wl, gl) = (last(&w), last(&g));
+            report.push(format!("{name} [{builder}] docker {:?} {wl:?}\n{name} [{builder}] strata {:?} {gl:?}", w.status.code(), g.status.code()));
+            if w.status.success() || g.status.success() || w.status.code() != g.status.code() {
+                failures.push(format!("{name} [{builder}]: exit docker {:?} strata {:?}", w.status.code(), g.status.code()));
+            }
+            // The substance of Docker's message is in strata's.
+            let key = wl.rsplit("desc = ").next().unwrap_or(&wl).trim_start_matches("error: ").trim_start_matches("failed to solve: ").to_string();
+            let key = key.rsplit("failed to create LLB definition: ").next().unwrap_or(&key).to_string();
+            if !gl.contains(&key) {
+                failures.push(format!("{name} [{builder}]:\n  docker {wl}\n  strata {gl}"));
+            }
+        }
+        assert!(!s.ok(&["images", "--format", "{{.Repository}}"]).contains("errtest"), "{name}: an image was made");
+        assert!(!s.ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("strata-build"), "{name}: a step container was left");
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -172,12 +172,16 @@ pub fn run(s: &Settings, a: BuildArgs) -> Result<()> {
                 strata_build::Error::RunFailed { code, .. } if flavor == Flavor::Legacy => (*code).clamp(1, 255) as u8,
                 _ => 1,
             };
-            match flavor {
-                Flavor::Legacy => match &e {
-                    strata_build::Error::RunFailed { .. } | strata_build::Error::Source(_) => eprintln!("{e}"),
-                    _ => eprintln!("Error response from daemon: {e}"),
-                },
-                Flavor::BuildKit => eprintln!("error: failed to solve: {e}"),
+            use strata_build::Error as E;
+            match (flavor, &e) {
+                (Flavor::Legacy, E::RunFailed { .. } | E::Source(_)) => eprintln!("{e}"),
+                (Flavor::Legacy, E::NoInstructions) => eprintln!("Error response from daemon: failed to parse Dockerfile: {e}"),
+                (Flavor::Legacy, _) => eprintln!("Error response from daemon: {e}"),
+                // What the Dockerfile frontend refuses, then what the solver does.
+                (Flavor::BuildKit, E::Parse { .. } | E::NoInstructions | E::Stage(_) | E::TargetNotFound(_) | E::AtLine { .. } | E::Expand { .. }) => {
+                    eprintln!("failed to solve with frontend dockerfile.v0: failed to create LLB definition: {e}")
+                }
+                (Flavor::BuildKit, _) => eprintln!("{e}"),
             }
             Err(Exit(code).into())
         }
