@@ -317,7 +317,10 @@ fn read_ignore(dir: &Path, dockerfile: &str) -> Result<DockerIgnore, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(Error::io("read", &dir.join(".dockerignore"), e)),
     };
-    Ok(DockerIgnore::parse(&text)?.keep_build_files(dockerfile))
+    // The Dockerfile is read directly, whatever the patterns say; COPY does
+    // not see it (or .dockerignore) when they exclude it, as with Docker.
+    let _ = dockerfile;
+    DockerIgnore::parse(&text)
 }
 
 #[cfg(test)]

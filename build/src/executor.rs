@@ -276,6 +276,22 @@ impl Builder<'_> {
 
     fn instruction(&mut self, run: &mut StageRun, inst: &Instruction, trigger: bool) -> Result<(), Error> {
         let kind = inst.kind();
+        // History shows an ARG's default expanded (not a --build-arg value).
+        let raw = match &inst.command {
+            Command::Arg(decl) => {
+                let mut env = run.scope.expansion_env();
+                let mut out = Vec::new();
+                for (k, d) in decl {
+                    let v = d.as_ref().map(|d| self.lex.process_word(d, &env).unwrap_or_else(|_| d.clone()));
+                    if let Some(v) = &v {
+                        env.push((k.clone(), v.clone()));
+                    }
+                    out.push((k.clone(), v));
+                }
+                Command::Arg(out)
+            }
+            other => other.clone(),
+        };
         let cmd = run.scope.step(inst, &self.lex)?;
         let text = inst.original.clone();
         let _ = trigger;
@@ -329,7 +345,7 @@ impl Builder<'_> {
             Command::From(_) => Err(Error::Stage("FROM inside a stage".into())),
             _ => {
                 self.announce(run, &text, "", false);
-                self.config_step(run, &cmd, &inst.command)
+                self.config_step(run, &cmd, &raw)
             }
         };
         r
@@ -515,7 +531,18 @@ impl Builder<'_> {
         let layer = self.temp_layer(run)?;
         let r = (|| -> Result<Digest, Error> {
             let root = self.store.driver().mount(&layer)?;
-            let made = Root::open(&root).and_then(|r| r.dir_all(path, 0o755).map(drop));
+            let flavor = self.opts.flavor;
+            let made = Root::open(&root).and_then(|r| {
+                let d = r.dir_all(path, 0o755)?;
+                if flavor == Flavor::BuildKit {
+                    // BuildKit's mkdir always yields a layer holding the
+                    // directory, even one that existed: copy it up.
+                    let st = rustix::fs::fstat(&d).map_err(|e| strata_runtime::Error::Invalid(format!("stat {path}: {e}")))?;
+                    rustix::fs::fchmod(&d, rustix::fs::Mode::from_raw_mode(st.st_mode & 0o7777))
+                        .map_err(|e| strata_runtime::Error::Invalid(format!("chmod {path}: {e}")))?;
+                }
+                Ok(())
+            });
             self.store.driver().unmount(&layer)?;
             made?;
             self.publish(run, &layer, &created_by, &nop)

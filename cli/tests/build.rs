@@ -94,6 +94,41 @@ const CASES: &[Case] = &[
     Case { name: "escape-directive", dockerfile: "# escape=`\nFROM busybox\nRUN echo one `\n  two > /esc.txt\n", files: &[], args: &[], only: None },
     Case { name: "onbuild-child", dockerfile: "FROM busybox\nONBUILD RUN echo triggered > /trig.txt\nONBUILD ENV T=1\n", files: &[], args: &[], only: None },
     Case { name: "run-deletes-and-opaque", dockerfile: "FROM busybox\nRUN rm -rf /home && mkdir /home && echo new > /home/only\nRUN rm /bin/sh.missing 2>/dev/null; rm -f /bin/vi\n", files: &[], args: &[], only: None },
+    Case { name: "arg-defaults-chain", dockerfile: "FROM busybox\nARG A=one\nARG B=${A}-two\nENV C=${B}-three\nRUN echo $C > /c\n", files: &[], args: &[], only: None },
+    Case { name: "arg-override", dockerfile: "FROM busybox\nARG A=default\nRUN echo $A > /a\n", files: &[], args: &["--build-arg", "A=override"], only: None },
+    Case { name: "env-refers-env", dockerfile: "FROM busybox\nENV A=1\nENV B=${A}2 C=$A$A\nENV PATH=/opt/bin:$PATH\nRUN echo $B $C $PATH > /e\n", files: &[], args: &[], only: None },
+    Case { name: "label-quoting", dockerfile: "FROM busybox\nLABEL \"com.example.vendor\"=\"ACME Inc\" version=\"1.0\" description=\"multi \\\n word\"\nLABEL single='quoted value'\n", files: &[], args: &[], only: None },
+    Case { name: "user-numeric", dockerfile: "FROM busybox\nUSER 1234:5678\nRUN id > /tmp/id\n", files: &[], args: &[], only: None },
+    Case { name: "user-then-root", dockerfile: "FROM busybox\nUSER nobody\nRUN id > /tmp/a\nUSER root\nRUN id > /b && chmod 644 /b\n", files: &[], args: &[], only: None },
+    Case { name: "workdir-env", dockerfile: "FROM busybox\nENV BASE=/srv\nWORKDIR $BASE/app\nRUN pwd > p.txt\n", files: &[], args: &[], only: None },
+    Case { name: "workdir-existing", dockerfile: "FROM busybox\nWORKDIR /tmp\nWORKDIR /etc\n", files: &[], args: &[], only: None },
+    Case { name: "copy-into-existing-dir", dockerfile: "FROM busybox\nCOPY f.txt /etc\nCOPY f.txt /tmp/\n", files: &[("f.txt", "f")], args: &[], only: None },
+    Case { name: "copy-json-form-spaces", dockerfile: "FROM busybox\nCOPY [\"a b.txt\", \"/with space/\"]\n", files: &[("a b.txt", "spaced")], args: &[], only: None },
+    Case { name: "copy-deep-tree", dockerfile: "FROM busybox\nCOPY tree /tree\n", files: &[("tree/a/b/c/d/e.txt", "e"), ("tree/a/x.txt", "x"), ("tree/z/empty", ""), ("tree/.hidden", "h")], args: &[], only: None },
+    Case { name: "copy-multiple-dirs", dockerfile: "FROM busybox\nCOPY d1 d2 /merged/\n", files: &[("d1/a", "a"), ("d1/s/x", "x"), ("d2/b", "b"), ("d2/s/y", "y")], args: &[], only: None },
+    Case { name: "copy-overwrite", dockerfile: "FROM busybox\nCOPY f.txt /etc/passwd.new\nCOPY g.txt /etc/passwd.new\n", files: &[("f.txt", "f"), ("g.txt", "gg")], args: &[], only: None },
+    Case { name: "copy-wildcard-dir", dockerfile: "FROM busybox\nCOPY dir* /out/\n", files: &[("dir1/a", "a"), ("dir2/b", "b"), ("other/c", "c")], args: &[], only: None },
+    Case { name: "dockerignore-dockerfile-kept", dockerfile: "FROM busybox\nCOPY . /ctx/\n", files: &[(".dockerignore", "Dockerfile\n.dockerignore\n*.md\n"), ("README.md", "r"), ("keep.txt", "k")], args: &[], only: None },
+    Case { name: "dockerignore-doublestar", dockerfile: "FROM busybox\nCOPY . /ctx/\n", files: &[(".dockerignore", "**/node_modules\n**/*.log\n!important.log\n"), ("app/node_modules/x", "x"), ("app/src/main", "m"), ("a.log", "a"), ("important.log", "i"), ("sub/b.log", "b")], args: &[], only: None },
+    Case { name: "add-gzip-tar", dockerfile: "FROM busybox\nADD files.tar.gz /gz/\n", files: &[], args: &[], only: None },
+    Case { name: "run-pipes-and-quotes", dockerfile: "FROM busybox\nRUN echo 'single $HOME' \"double $HOME\" | tr a-z A-Z > /q\n", files: &[], args: &[], only: None },
+    Case { name: "run-hardlinks", dockerfile: "FROM busybox\nRUN echo h > /h1 && ln /h1 /h2 && ln -s /h1 /h3\n", files: &[], args: &[], only: None },
+    Case { name: "run-whiteout", dockerfile: "FROM busybox\nRUN rm /etc/group /bin/vi\n", files: &[], args: &[], only: None },
+    Case { name: "run-chmod-lower", dockerfile: "FROM busybox\nRUN chmod 600 /etc/passwd && chown 1:1 /etc/group\n", files: &[], args: &[], only: None },
+    Case { name: "run-opaque-dir", dockerfile: "FROM busybox\nRUN mkdir -p /d/old && echo o > /d/old/f\nRUN rm -rf /d && mkdir /d && echo n > /d/new\n", files: &[], args: &[], only: None },
+    Case { name: "run-setuid-and-sticky", dockerfile: "FROM busybox\nRUN touch /s && chmod 4755 /s && mkdir /st && chmod 1777 /st\n", files: &[], args: &[], only: None },
+    Case { name: "run-fixed-mtime", dockerfile: "FROM busybox\nRUN touch -d '2001-02-03 04:05:06' /t\n", files: &[], args: &[], only: None },
+    Case { name: "run-exec-form-env", dockerfile: "FROM busybox\nENV X=y\nRUN [\"sh\", \"-c\", \"echo $X > /x\"]\n", files: &[], args: &[], only: None },
+    Case { name: "stage-inherits-env", dockerfile: "FROM busybox AS base\nENV FROM_BASE=1\nWORKDIR /base\nFROM base\nRUN echo $FROM_BASE > f && pwd >> f\n", files: &[], args: &[], only: None },
+    Case { name: "copy-from-stage-dir-chown", dockerfile: "FROM busybox AS b\nRUN mkdir -p /out/sub && echo 1 > /out/sub/one\nFROM busybox\nCOPY --from=b --chown=nobody:nobody /out /copied\n", files: &[], args: &[], only: None },
+    Case { name: "copy-from-image", dockerfile: "FROM scratch\nCOPY --from=busybox /bin/busybox /bb\n", files: &[], args: &[], only: None },
+    Case { name: "from-arg-override", dockerfile: "ARG IMG=nosuch\nFROM ${IMG}\nRUN echo ok > /ok\n", files: &[], args: &["--build-arg", "IMG=busybox"], only: None },
+    Case { name: "cmd-shell-form", dockerfile: "FROM busybox\nCMD echo \"hello $HOME\"\n", files: &[], args: &[], only: None },
+    Case { name: "entrypoint-inherited-cmd", dockerfile: "FROM busybox AS a\nCMD [\"base-cmd\"]\nFROM a\nENTRYPOINT [\"/bin/echo\"]\n", files: &[], args: &[], only: None },
+    Case { name: "stopsignal-numeric-expose-env", dockerfile: "FROM busybox\nENV P=8080\nSTOPSIGNAL 9\nEXPOSE ${P}/tcp\nVOLUME /v/${P}\n", files: &[], args: &[], only: None },
+    Case { name: "maintainer-and-label", dockerfile: "FROM busybox\nMAINTAINER Jane Doe <jane@example.com>\nLABEL maintainer=other\n", files: &[], args: &[], only: None },
+    Case { name: "onbuild-trigger", dockerfile: "FROM case-onbuild-child:legacy\nRUN cat /trig.txt > /seen && echo $T >> /seen\n", files: &[], args: &[], only: None },
+    Case { name: "empty-file-and-dir", dockerfile: "FROM busybox\nCOPY empty /empty\nCOPY emptydir/ /emptydir/\n", files: &[("empty", ""), ("emptydir/.keep", "")], args: &[], only: None },
     Case { name: "label-and-arg-history", dockerfile: "FROM busybox\nARG A=1\nARG B\nLABEL version=${A} empty=${B}\nRUN echo $A$B > /ab\n", files: &[], args: &["--build-arg", "B=2"], only: None },
 ];
 
@@ -107,6 +142,7 @@ fn write_context(dir: &Path, c: &Case) {
         fs::write(path, content).unwrap();
     }
     if c.dockerfile.contains("files.tar") {
+        let gz = c.dockerfile.contains("files.tar.gz");
         let mut b = tar::Builder::new(Vec::new());
         for (name, data, mode) in [("top/a", &b"A\n"[..], 0o644), ("top/run.sh", &b"#!/bin/sh\n"[..], 0o755)] {
             let mut h = tar::Header::new_ustar();
@@ -118,7 +154,15 @@ fn write_context(dir: &Path, c: &Case) {
             h.set_cksum();
             b.append_data(&mut h, name, data).unwrap();
         }
-        fs::write(dir.join("files.tar"), b.into_inner().unwrap()).unwrap();
+        let bytes = b.into_inner().unwrap();
+        if gz {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&bytes).unwrap();
+            fs::write(dir.join("files.tar.gz"), e.finish().unwrap()).unwrap();
+        } else {
+            fs::write(dir.join("files.tar"), bytes).unwrap();
+        }
     }
 }
 
