@@ -160,7 +160,7 @@ impl Tree {
             .map_err(|e| Error::io("open", &self.path.join(rel), e))?;
         let mut names = Vec::new();
         let mut dir = rustix::fs::Dir::read_from(&fd).map_err(|e| Error::io("read", &self.path.join(rel), e))?;
-        while let Some(e) = dir.next() {
+        for e in dir.by_ref() {
             let e = e.map_err(|e| Error::io("read", &self.path.join(rel), e))?;
             let n = e.file_name().to_string_lossy().into_owned();
             if n == "." || n == ".." {
@@ -218,8 +218,11 @@ impl Tree {
             let depth = rel.split('/').count();
             let mut all = Vec::new();
             self.walk("", &mut all)?;
-            let mut found: Vec<String> =
-                all.into_iter().filter(|e| e.rel.split('/').count() == depth && m.excludes(&e.rel)).map(|e| e.rel).collect();
+            let mut found: Vec<String> = all
+                .into_iter()
+                .filter(|e| e.rel.split('/').count() == depth && m.excludes(&e.rel))
+                .map(|e| e.rel)
+                .collect();
             if found.is_empty() {
                 return Err(missing(p));
             }
@@ -240,7 +243,14 @@ impl Tree {
                 self.walk(s, &mut entries)?;
             }
             for e in entries {
-                h.update(format!("{}\0{:?}\0{:o}\0{}\0{}\0", e.rel, e.kind, e.mode, e.size, e.target.unwrap_or_default()));
+                h.update(format!(
+                    "{}\0{:?}\0{:o}\0{}\0{}\0",
+                    e.rel,
+                    e.kind,
+                    e.mode,
+                    e.size,
+                    e.target.unwrap_or_default()
+                ));
                 if e.kind == Kind::File {
                     let fd = self
                         .open_rel(&e.rel, OFlags::RDONLY, e.rel == *s)
@@ -344,7 +354,10 @@ mod tests {
 
     #[test]
     fn resolve_sources() {
-        let (_d, t) = tree(&[("a.txt", "a"), ("b.txt", "b"), ("dir/c.txt", "c"), ("secret.key", "k"), ("dir/x.key", "x")], "*.key\n");
+        let (_d, t) = tree(
+            &[("a.txt", "a"), ("b.txt", "b"), ("dir/c.txt", "c"), ("secret.key", "k"), ("dir/x.key", "x")],
+            "*.key\n",
+        );
         let r = |p: &[&str]| t.resolve(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &miss);
         assert_eq!(r(&["*.txt"]).unwrap(), vec!["a.txt", "b.txt"]);
         assert_eq!(r(&["dir/*.txt"]).unwrap(), vec!["dir/c.txt"]);

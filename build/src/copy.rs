@@ -37,7 +37,8 @@ fn set_meta(fd: &OwnedFd, what: &str, mode: u32, owner: (u32, u32), mtime: Optio
     rustix::fs::fchmod(fd, Mode::from_raw_mode(mode)).map_err(|e| sys("chmod", what, e))?;
     if let Some((s, ns)) = mtime {
         let t = Timespec { tv_sec: s, tv_nsec: ns as _ };
-        rustix::fs::futimens(fd, &Timestamps { last_access: t, last_modification: t }).map_err(|e| sys("utimes", what, e))?;
+        rustix::fs::futimens(fd, &Timestamps { last_access: t, last_modification: t })
+            .map_err(|e| sys("utimes", what, e))?;
     }
     Ok(())
 }
@@ -49,13 +50,23 @@ fn put_dir(parent: &OwnedFd, name: &str, what: &str) -> Result<OwnedFd, Error> {
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(sys("mkdir", what, e)),
     }
-    match rustix::fs::openat(parent, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+    match rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(fd) => Ok(fd),
         Err(Errno::NOTDIR | Errno::LOOP) => {
             rustix::fs::unlinkat(parent, name, AtFlags::empty()).map_err(|e| sys("remove", what, e))?;
             rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)).map_err(|e| sys("mkdir", what, e))?;
-            rustix::fs::openat(parent, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| sys("open", what, e))
+            rustix::fs::openat(
+                parent,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| sys("open", what, e))
         }
         Err(e) => Err(sys("open", what, e)),
     }
@@ -115,7 +126,15 @@ fn join(a: &str, b: &str) -> String {
 
 /// Copy one entry `rel` of `src` (not following a symlink unless `follow`)
 /// to `name` in the directory `parent` (shown as `dst`).
-fn copy_entry(src: &Tree, rel: &str, follow: bool, parent: &OwnedFd, name: &str, dst: &str, o: &CopyOptions) -> Result<(), Error> {
+fn copy_entry(
+    src: &Tree,
+    rel: &str,
+    follow: bool,
+    parent: &OwnedFd,
+    name: &str,
+    dst: &str,
+    o: &CopyOptions,
+) -> Result<(), Error> {
     let e = src.entry(rel, follow).map_err(|err| Error::io("stat", &src.path().join(rel), err))?;
     let owner = o.owner.unwrap_or((0, 0));
     match e.kind {
@@ -125,7 +144,9 @@ fn copy_entry(src: &Tree, rel: &str, follow: bool, parent: &OwnedFd, name: &str,
             set_meta(&d, dst, o.chmod.unwrap_or(e.mode), owner, Some(e.mtime))
         }
         Kind::File => {
-            let fd = src.open_rel(rel, OFlags::RDONLY, follow).map_err(|err| Error::io("open", &src.path().join(rel), err))?;
+            let fd = src
+                .open_rel(rel, OFlags::RDONLY, follow)
+                .map_err(|err| Error::io("open", &src.path().join(rel), err))?;
             let out = put_file(parent, name, dst, &mut std::fs::File::from(fd))?;
             set_meta(&out, dst, o.chmod.unwrap_or(e.mode), owner, Some(e.mtime))
         }
@@ -201,11 +222,13 @@ fn extract(src: &Tree, rel: &str, gzip: bool, root: &Root, dest_dir: &str, o: &C
                 set_meta(&out, &full, mode, owner, mtime)?;
             }
             tar::EntryType::Symlink => {
-                let target = entry.link_name().map_err(bad)?.map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+                let target =
+                    entry.link_name().map_err(bad)?.map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
                 put_symlink(&parent, &name, &full, &target, owner)?;
             }
             tar::EntryType::Link => {
-                let target = entry.link_name().map_err(bad)?.map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+                let target =
+                    entry.link_name().map_err(bad)?.map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
                 let Some(t) = crate::context::clean_rel(&target) else {
                     return Err(Error::Source(format!("ADD {rel}: link {path} leaves the destination")));
                 };
@@ -296,7 +319,11 @@ mod tests {
         copy(&src, &s(&["f.txt"]), &root, "/app/", &o).unwrap();
         assert!(dst.path().join("app/f.txt").is_file());
         copy(&src, &s(&["dir"]), &root, "/dst", &o).unwrap();
-        assert_eq!(std::fs::read_to_string(dst.path().join("dst/sub/b")).unwrap(), "B", "a directory copies its contents");
+        assert_eq!(
+            std::fs::read_to_string(dst.path().join("dst/sub/b")).unwrap(),
+            "B",
+            "a directory copies its contents"
+        );
         assert!(!dst.path().join("dst/dir").exists());
         copy(&src, &s(&["f.txt", "dir/a"]), &root, "/multi", &o).unwrap();
         assert!(dst.path().join("multi/f.txt").is_file() && dst.path().join("multi/a").is_file());

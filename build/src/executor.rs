@@ -158,6 +158,10 @@ struct Builder<'a> {
     cache: BuildCache,
 }
 
+/// `RUN --mount`s resolved: binds, tmpfs mounts, temporary layers to
+/// remove after the step, and the text the cache key must include.
+type ResolvedMounts = (Vec<Bind>, Vec<Tmpfs>, Vec<String>, String);
+
 /// Per-stage step state.
 struct StageRun {
     state: ImageState,
@@ -189,11 +193,13 @@ fn random_id() -> String {
 impl Builder<'_> {
     fn stage(&mut self, i: usize, meta: &MetaArgs) -> Result<(), Error> {
         let stage = &self.stages.stages[i];
-        let (image, _platform) = meta.expand_from(&stage.from, &self.lex).map_err(|e| e.at_line(stage.from_instruction.line))?;
+        let (image, _platform) =
+            meta.expand_from(&stage.from, &self.lex).map_err(|e| e.at_line(stage.from_instruction.line))?;
         let flavor = self.opts.flavor;
         let (state, scope) = match self.stages.resolve_from(i, &image) {
             StageRef::Stage(j) => {
-                let (st, sc) = self.results.get(&j).cloned().ok_or_else(|| Error::Stage(format!("stage {j} was not built")))?;
+                let (st, sc) =
+                    self.results.get(&j).cloned().ok_or_else(|| Error::Stage(format!("stage {j} was not built")))?;
                 (st, StageScope::from_parent(&sc))
             }
             StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => {
@@ -209,7 +215,11 @@ impl Builder<'_> {
             }
         };
         let single = self.stages.stages.len() == 1;
-        let label = if single { String::new() } else { stage.name().map(str::to_string).unwrap_or_else(|| format!("stage-{i}")) };
+        let label = if single {
+            String::new()
+        } else {
+            stage.name().map(str::to_string).unwrap_or_else(|| format!("stage-{i}"))
+        };
         let stage_total = 1 + stage.instructions.iter().filter(|x| makes_layer(x.kind())).count();
         let mut run = StageRun { state, scope, label, n: 1, total: stage_total, cmd_set: false, index: i };
         self.n += 1;
@@ -227,7 +237,11 @@ impl Builder<'_> {
             run.state.runtime_mut().insert("OnBuild".into(), Value::Null);
             for t in &triggers {
                 let df = crate::parse(&format!("FROM scratch\n{t}\n"))?;
-                let inst = df.instructions.into_iter().nth(1).ok_or_else(|| Error::Stage(format!("bad ONBUILD trigger: {t}")))?;
+                let inst = df
+                    .instructions
+                    .into_iter()
+                    .nth(1)
+                    .ok_or_else(|| Error::Stage(format!("bad ONBUILD trigger: {t}")))?;
                 self.instruction(&mut run, &inst, true)?;
             }
         }
@@ -302,7 +316,9 @@ impl Builder<'_> {
             Command::Run(r) => {
                 let shell = run.state.shell();
                 let words = match (&r.cmd, r.heredocs.as_slice()) {
-                    (ShellOrExec::Shell(s), [h]) if s.trim() == format!("<<{}", h.name) || s.trim() == format!("<<-{}", h.name) => {
+                    (ShellOrExec::Shell(s), [h])
+                        if s.trim() == format!("<<{}", h.name) || s.trim() == format!("<<-{}", h.name) =>
+                    {
                         let mut v = shell.clone();
                         v.push(h.body());
                         v
@@ -322,7 +338,9 @@ impl Builder<'_> {
                 };
                 // BuildKit shows the command as written, build args substituted.
                 let shown = match &r.cmd {
-                    ShellOrExec::Shell(t) => self.lex.process_word(t, &run.scope.run_env()).unwrap_or_else(|_| t.clone()),
+                    ShellOrExec::Shell(t) => {
+                        self.lex.process_word(t, &run.scope.run_env()).unwrap_or_else(|_| t.clone())
+                    }
                     ShellOrExec::Exec(v) => v.join(" "),
                 };
                 let bk = format!("RUN {shown}");
@@ -337,7 +355,11 @@ impl Builder<'_> {
             }
             Command::Workdir(w) => {
                 let cur = run.state.string("WorkingDir");
-                let path = if w.starts_with('/') { w.clone() } else { format!("{}/{w}", if cur.is_empty() { "/" } else { cur.as_str() }).replace("//", "/") };
+                let path = if w.starts_with('/') {
+                    w.clone()
+                } else {
+                    format!("{}/{w}", if cur.is_empty() { "/" } else { cur.as_str() }).replace("//", "/")
+                };
                 self.announce(run, &text, &format!("WORKDIR {path}"), true);
                 run.state.runtime_mut().insert("WorkingDir".into(), json!(path));
                 self.workdir_step(run, &path, w)
@@ -412,7 +434,12 @@ impl Builder<'_> {
                 let v = match h {
                     // The classic builder keeps the old check's timings.
                     Healthcheck::None if flavor == Flavor::Legacy => {
-                        let mut old = st.runtime().get("Healthcheck").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+                        let mut old = st
+                            .runtime()
+                            .get("Healthcheck")
+                            .cloned()
+                            .filter(Value::is_object)
+                            .unwrap_or_else(|| json!({}));
                         old["Test"] = json!(["NONE"]);
                         old
                     }
@@ -491,7 +518,13 @@ impl Builder<'_> {
     /// Turn the changes of `layer` into the state's next layer (none when it
     /// changed nothing), record history and commit. Returns whether a layer
     /// was made.
-    fn publish(&mut self, run: &mut StageRun, layer: &str, created_by: &str, legacy_cmd: &[String]) -> Result<Digest, Error> {
+    fn publish(
+        &mut self,
+        run: &mut StageRun,
+        layer: &str,
+        created_by: &str,
+        legacy_cmd: &[String],
+    ) -> Result<Digest, Error> {
         let flavor = self.opts.flavor;
         let changed = !self.store.driver().changes(layer)?.is_empty();
         let _l = self.store.lock(true)?;
@@ -537,7 +570,8 @@ impl Builder<'_> {
                 if flavor == Flavor::BuildKit {
                     // BuildKit's mkdir always yields a layer holding the
                     // directory, even one that existed: copy it up.
-                    let st = rustix::fs::fstat(&d).map_err(|e| strata_runtime::Error::Invalid(format!("stat {path}: {e}")))?;
+                    let st = rustix::fs::fstat(&d)
+                        .map_err(|e| strata_runtime::Error::Invalid(format!("stat {path}: {e}")))?;
                     rustix::fs::fchmod(&d, rustix::fs::Mode::from_raw_mode(st.st_mode & 0o7777))
                         .map_err(|e| strata_runtime::Error::Invalid(format!("chmod {path}: {e}")))?;
                 }
@@ -557,7 +591,10 @@ impl Builder<'_> {
     fn source_tree(&mut self, run: &StageRun, from: &str) -> Result<(Tree, Option<String>), Error> {
         let top = match self.stages.resolve_copy_from(run.index, from)? {
             StageRef::Stage(j) => {
-                let (st, _) = self.results.get(&j).ok_or_else(|| Error::Stage(format!("stage {from} was not built before use")))?;
+                let (st, _) = self
+                    .results
+                    .get(&j)
+                    .ok_or_else(|| Error::Stage(format!("stage {from} was not built before use")))?;
                 st.top_layer.clone()
             }
             StageRef::Image(name) => {
@@ -588,7 +625,9 @@ impl Builder<'_> {
         let flavor = self.opts.flavor;
         let name = if add { "ADD" } else { "COPY" };
         if add && c.srcs.iter().any(|s| s.starts_with("http://") || s.starts_with("https://")) {
-            return Err(Error::Source("ADD from a URL is not supported by strata yet (download the file into the context)".into()));
+            return Err(Error::Source(
+                "ADD from a URL is not supported by strata yet (download the file into the context)".into(),
+            ));
         }
         let (other, temp) = match &c.from {
             Some(f) => {
@@ -606,7 +645,15 @@ impl Builder<'_> {
         r
     }
 
-    fn copy_from(&mut self, run: &mut StageRun, c: &Copy, add: bool, name: &str, flavor: Flavor, other: Option<&Tree>) -> Result<(), Error> {
+    fn copy_from(
+        &mut self,
+        run: &mut StageRun,
+        c: &Copy,
+        add: bool,
+        name: &str,
+        flavor: Flavor,
+        other: Option<&Tree>,
+    ) -> Result<(), Error> {
         let tree = other.unwrap_or(&self.ctx.tree);
         let missing = |p: &str| -> Error {
             match flavor {
@@ -624,8 +671,12 @@ impl Builder<'_> {
             }
         }
         let heredoc_srcs: Vec<&crate::parser::Heredoc> = c.heredocs.iter().collect();
-        let plain: Vec<String> =
-            c.srcs.iter().filter(|s| !heredoc_srcs.iter().any(|h| s.trim_start_matches("<<-").trim_start_matches("<<") == h.name)).cloned().collect();
+        let plain: Vec<String> = c
+            .srcs
+            .iter()
+            .filter(|s| !heredoc_srcs.iter().any(|h| s.trim_start_matches("<<-").trim_start_matches("<<") == h.name))
+            .cloned()
+            .collect();
         let sources = tree.resolve(&plain, &missing)?;
         let sum = tree.checksum(&sources)?;
         let mut hsum = Sha256::new();
@@ -649,7 +700,9 @@ impl Builder<'_> {
         // Docker 20.10 writes no space between the flag and the hash.
         let chown_text = c.chown.as_ref().map(|o| format!("--chown={o}")).unwrap_or_default();
         let desc = match (sources.len() + heredoc_srcs.len(), sources.first()) {
-            (1, Some(s)) if tree.entry(s, true).map(|e| e.kind == crate::context::Kind::Dir).unwrap_or(false) => format!("dir:{sum}"),
+            (1, Some(s)) if tree.entry(s, true).map(|e| e.kind == crate::context::Kind::Dir).unwrap_or(false) => {
+                format!("dir:{sum}")
+            }
             (1, Some(_)) => format!("file:{sum}"),
             _ => format!("multi:{sum}"),
         };
@@ -674,7 +727,9 @@ impl Builder<'_> {
             return Ok(());
         }
         let chmod = match &c.chmod {
-            Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| Error::Source(format!("invalid chmod parameter: {m}")))?),
+            Some(m) => {
+                Some(u32::from_str_radix(m, 8).map_err(|_| Error::Source(format!("invalid chmod parameter: {m}")))?)
+            }
             None => None,
         };
         let layer = self.temp_layer(run)?;
@@ -708,7 +763,7 @@ impl Builder<'_> {
     /// Resolve `RUN --mount`s to binds and tmpfs mounts; returns them, the
     /// temporary layers mounted for `from=` (to remove after the step) and
     /// what the cache key must include.
-    fn run_mounts(&mut self, run: &StageRun, specs: &[String]) -> Result<(Vec<Bind>, Vec<Tmpfs>, Vec<String>, String), Error> {
+    fn run_mounts(&mut self, run: &StageRun, specs: &[String]) -> Result<ResolvedMounts, Error> {
         let (mut binds, mut tmpfs, mut temps, mut key) = (Vec::new(), Vec::new(), Vec::new(), String::new());
         for spec in specs {
             key.push_str(spec);
@@ -716,11 +771,12 @@ impl Builder<'_> {
             match RunMount::parse(spec)? {
                 RunMount::Bind { source, target, from } => {
                     let rel = crate::context::clean_rel(&source).unwrap_or_default();
-                    let missing = |p: &str| Error::Source(format!("failed to compute cache key: \"/{p}\" not found: not found"));
+                    let missing =
+                        |p: &str| Error::Source(format!("failed to compute cache key: \"/{p}\" not found: not found"));
                     let host = match &from {
                         None => {
                             let t = &self.ctx.tree;
-                            let found = t.resolve(&[rel.clone()], &missing)?;
+                            let found = t.resolve(std::slice::from_ref(&rel), &missing)?;
                             key.push_str(&t.checksum(&found)?);
                             real_path(t, &rel)?
                         }
@@ -729,31 +785,50 @@ impl Builder<'_> {
                             if let Some(id) = id {
                                 temps.push(id);
                             }
-                            t.resolve(&[rel.clone()], &missing)?;
+                            t.resolve(std::slice::from_ref(&rel), &missing)?;
                             real_path(&t, &rel)?
                         }
                     };
                     binds.push(Bind { source: host, destination: target, read_only: true });
                 }
                 RunMount::Cache { target, id, uid, gid, mode } => {
-                    let dir = self.store.root().join("buildcache-mounts").join(strata_store::Digest::of(id.as_bytes()).hex());
+                    let dir =
+                        self.store.root().join("buildcache-mounts").join(strata_store::Digest::of(id.as_bytes()).hex());
                     if !dir.exists() {
                         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-                        rustix::fs::chown(&dir, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
-                            .map_err(|e| Error::io("chown", &dir, e))?;
-                        rustix::fs::chmod(&dir, rustix::fs::Mode::from_raw_mode(mode)).map_err(|e| Error::io("chmod", &dir, e))?;
+                        rustix::fs::chown(
+                            &dir,
+                            Some(rustix::fs::Uid::from_raw(uid)),
+                            Some(rustix::fs::Gid::from_raw(gid)),
+                        )
+                        .map_err(|e| Error::io("chown", &dir, e))?;
+                        rustix::fs::chmod(&dir, rustix::fs::Mode::from_raw_mode(mode))
+                            .map_err(|e| Error::io("chmod", &dir, e))?;
                     }
-                    binds.push(Bind { source: dir.to_string_lossy().into_owned(), destination: target, read_only: false });
+                    binds.push(Bind {
+                        source: dir.to_string_lossy().into_owned(),
+                        destination: target,
+                        read_only: false,
+                    });
                 }
                 RunMount::Tmpfs { target, size } => {
-                    tmpfs.push(Tmpfs { destination: target, options: size.map(|s| vec![format!("size={s}")]).unwrap_or_default() });
+                    tmpfs.push(Tmpfs {
+                        destination: target,
+                        options: size.map(|s| vec![format!("size={s}")]).unwrap_or_default(),
+                    });
                 }
             }
         }
         Ok((binds, tmpfs, temps, key))
     }
 
-    fn run_step(&mut self, run: &mut StageRun, words: &[String], network: Option<&str>, mounts: &[String]) -> Result<(), Error> {
+    fn run_step(
+        &mut self,
+        run: &mut StageRun,
+        words: &[String],
+        network: Option<&str>,
+        mounts: &[String],
+    ) -> Result<(), Error> {
         let flavor = self.opts.flavor;
         if flavor == Flavor::Legacy && !mounts.is_empty() {
             return Err(Error::Source(
@@ -787,7 +862,15 @@ impl Builder<'_> {
         };
         let network = network.unwrap_or(&self.opts.network).to_string();
         let env = run.scope.run_env();
-        let key = key_of(&["run", &format!("{flavor:?}"), &Self::parent_key(run), &created_by, &env.join("\n"), &network, mount_key]);
+        let key = key_of(&[
+            "run",
+            &format!("{flavor:?}"),
+            &Self::parent_key(run),
+            &created_by,
+            &env.join("\n"),
+            &network,
+            mount_key,
+        ]);
         if self.try_cache(run, &key)? {
             return Ok(());
         }
@@ -913,7 +996,8 @@ impl Builder<'_> {
             labels[k] = json!(v);
         }
         let flavor = self.opts.flavor;
-        let text = format!("LABEL {}", self.opts.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+        let text =
+            format!("LABEL {}", self.opts.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
         let nop = history::legacy_nop_cmd(&state.shell(), &text, false);
         if flavor == Flavor::Legacy {
             state.add_history(&nop.join(" "), true, flavor);
@@ -941,7 +1025,8 @@ fn copy_sources_text(c: &Copy) -> String {
 fn real_path(t: &Tree, rel: &str) -> Result<String, Error> {
     use std::os::fd::AsRawFd;
     let fd = t.open_rel(rel, rustix::fs::OFlags::PATH, true).map_err(|e| Error::io("open", &t.path().join(rel), e))?;
-    let p = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|e| Error::io("resolve", &t.path().join(rel), e))?;
+    let p = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| Error::io("resolve", &t.path().join(rel), e))?;
     Ok(p.to_string_lossy().into_owned())
 }
 

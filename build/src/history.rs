@@ -176,8 +176,16 @@ mod tests {
         let sh = s(&["/bin/sh", "-c"]);
         let none = Command::Maintainer(String::new());
         let cases: Vec<(Command, Flavor, &str)> = vec![
-            (Command::Label(vec![("a".into(), "b".into()), ("c d".into(), "e".into())]), Flavor::Legacy, "LABEL a=b c d=e"),
-            (Command::Env(vec![("X".into(), "1".into()), ("Y".into(), "two words".into())]), Flavor::BuildKit, "ENV X=1 Y=two words"),
+            (
+                Command::Label(vec![("a".into(), "b".into()), ("c d".into(), "e".into())]),
+                Flavor::Legacy,
+                "LABEL a=b c d=e",
+            ),
+            (
+                Command::Env(vec![("X".into(), "1".into()), ("Y".into(), "two words".into())]),
+                Flavor::BuildKit,
+                "ENV X=1 Y=two words",
+            ),
             (Command::User("nobody".into()), Flavor::Legacy, "USER nobody"),
             (Command::Expose(s(&["8080/tcp", "53/udp"])), Flavor::Legacy, "EXPOSE 53/udp 8080/tcp"),
             (Command::Expose(s(&["80", "443/tcp", "53/udp"])), Flavor::Legacy, "EXPOSE 443/tcp 53/udp 80"),
@@ -199,7 +207,11 @@ mod tests {
             (Command::Shell(s(&["/bin/sh", "-c"])), Flavor::Legacy, "SHELL [/bin/sh -c]"),
             (Command::Entrypoint(ShellOrExec::Exec(s(&["/bin/sh"]))), Flavor::Legacy, "ENTRYPOINT [\"/bin/sh\"]"),
             (Command::Cmd(ShellOrExec::Exec(s(&["-c", "echo hi"]))), Flavor::Legacy, "CMD [\"-c\" \"echo hi\"]"),
-            (Command::Cmd(ShellOrExec::Shell("echo hi".into())), Flavor::Legacy, "CMD [\"/bin/sh\" \"-c\" \"echo hi\"]"),
+            (
+                Command::Cmd(ShellOrExec::Shell("echo hi".into())),
+                Flavor::Legacy,
+                "CMD [\"/bin/sh\" \"-c\" \"echo hi\"]",
+            ),
             (Command::Onbuild("RUN echo onbuild".into()), Flavor::Legacy, "ONBUILD RUN echo onbuild"),
             (Command::Maintainer("me".into()), Flavor::Legacy, "MAINTAINER me"),
         ];

@@ -175,7 +175,12 @@ impl ImageState {
         }
         let bytes = serde_json::to_vec(&Value::Object(self.config.clone()))
             .map_err(|e| Error::System(format!("image config: {e}")))?;
-        let meta = ImageMeta { added: now, parent: self.id.clone(), repo_digests: Vec::new() };
+        // The classic builder's steps are intermediate images (children of
+        // the previous step); BuildKit's are build cache, with no parent.
+        let meta = match flavor {
+            Flavor::Legacy => ImageMeta { added: now, parent: self.id.clone(), ..Default::default() },
+            Flavor::BuildKit => ImageMeta { added: now, build_cache: true, ..Default::default() },
+        };
         let id = store.add_image(&bytes, meta)?;
         self.id = Some(id.clone());
         Ok(id)

@@ -120,7 +120,13 @@ impl<W: Write> Plain<W> {
         if self.open {
             if !self.line.is_empty() {
                 let l = std::mem::take(&mut self.line);
-                let _ = writeln!(self.out, "#{} {:.3} {}", self.vertex, self.started.elapsed().as_secs_f64(), String::from_utf8_lossy(&l));
+                let _ = writeln!(
+                    self.out,
+                    "#{} {:.3} {}",
+                    self.vertex,
+                    self.started.elapsed().as_secs_f64(),
+                    String::from_utf8_lossy(&l)
+                );
             }
             let _ = writeln!(self.out, "#{} DONE {:.1}s", self.vertex, self.started.elapsed().as_secs_f64());
             self.open = false;
@@ -155,7 +161,13 @@ impl<W: Write> Progress for Plain<W> {
         for &b in data {
             if b == b'\n' {
                 let l = std::mem::take(&mut self.line);
-                let _ = writeln!(self.out, "#{} {:.3} {}", self.vertex, self.started.elapsed().as_secs_f64(), String::from_utf8_lossy(&l));
+                let _ = writeln!(
+                    self.out,
+                    "#{} {:.3} {}",
+                    self.vertex,
+                    self.started.elapsed().as_secs_f64(),
+                    String::from_utf8_lossy(&l)
+                );
             } else {
                 self.line.push(b);
             }

@@ -96,8 +96,13 @@ mod tests {
             RunMount::parse("type=bind,from=build,src=/o,dst=/in,ro").unwrap(),
             RunMount::Bind { source: "/o".into(), target: "/in".into(), from: Some("build".into()) }
         );
-        assert_eq!(RunMount::parse("type=tmpfs,target=/t,size=1m").unwrap(), RunMount::Tmpfs { target: "/t".into(), size: Some("1m".into()) });
-        for bad in ["type=cache", "type=secret,target=/s", "type=weird,target=/x", "target=rel", "type=bind,target=/x,bogus=1"] {
+        assert_eq!(
+            RunMount::parse("type=tmpfs,target=/t,size=1m").unwrap(),
+            RunMount::Tmpfs { target: "/t".into(), size: Some("1m".into()) }
+        );
+        for bad in
+            ["type=cache", "type=secret,target=/s", "type=weird,target=/x", "target=rel", "type=bind,target=/x,bogus=1"]
+        {
             assert!(RunMount::parse(bad).is_err(), "{bad}");
         }
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 use sha2::Digest as _;
@@ -34,7 +34,12 @@ impl Strata {
     }
     fn ok(&self, args: &[&str]) -> String {
         let o = run_with(self.cmd(args), None);
-        assert!(o.status.success(), "strata {args:?}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "strata {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 }
@@ -195,8 +200,10 @@ fn tree_of(tar_bytes: &[u8]) -> BTreeMap<String, String> {
             continue;
         }
         // The runtime's files (Docker's init layer) and mount points.
-        if matches!(p.as_str(), ".dockerenv" | "etc/hosts" | "etc/hostname" | "etc/resolv.conf" | "etc/mtab" | "proc" | "sys" | "dev")
-            || p.starts_with("dev/")
+        if matches!(
+            p.as_str(),
+            ".dockerenv" | "etc/hosts" | "etc/hostname" | "etc/resolv.conf" | "etc/mtab" | "proc" | "sys" | "dev"
+        ) || p.starts_with("dev/")
         {
             continue;
         }
@@ -207,7 +214,14 @@ fn tree_of(tar_bytes: &[u8]) -> BTreeMap<String, String> {
         let link = h.link_name().ok().flatten().map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
         out.insert(
             p,
-            format!("{:?} {:o} {}:{} {} {link} {sum}", h.entry_type(), h.mode().unwrap_or(0), h.uid().unwrap_or(0), h.gid().unwrap_or(0), data.len()),
+            format!(
+                "{:?} {:o} {}:{} {} {link} {sum}",
+                h.entry_type(),
+                h.mode().unwrap_or(0),
+                h.uid().unwrap_or(0),
+                h.gid().unwrap_or(0),
+                data.len()
+            ),
         );
     }
     out
@@ -222,9 +236,26 @@ fn strata_hex(b: &[u8]) -> String {
 fn comparable(cfg: &Value) -> Value {
     let mut rt = serde_json::Map::new();
     let c = &cfg["config"];
-    for k in ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes", "StopSignal", "Healthcheck", "Shell", "OnBuild", "ArgsEscaped"] {
+    for k in [
+        "Env",
+        "Cmd",
+        "Entrypoint",
+        "WorkingDir",
+        "User",
+        "Labels",
+        "ExposedPorts",
+        "Volumes",
+        "StopSignal",
+        "Healthcheck",
+        "Shell",
+        "OnBuild",
+        "ArgsEscaped",
+    ] {
         let v = c.get(k).cloned().unwrap_or(Value::Null);
-        let empty = v.is_null() || v == Value::String(String::new()) || v.as_array().is_some_and(|a| a.is_empty()) || v.as_object().is_some_and(|o| o.is_empty());
+        let empty = v.is_null()
+            || v == Value::String(String::new())
+            || v.as_array().is_some_and(|a| a.is_empty())
+            || v.as_object().is_some_and(|o| o.is_empty());
         if !empty {
             rt.insert(k.into(), v);
         }
@@ -363,7 +394,9 @@ fn builds_match_docker() {
                         failures.push(format!("{} [{builder}]:\n{}", c.name, diffs.join("\n")));
                     }
                 }
-                (Err(w), Err(_)) => eprintln!("{} [{builder}]: both failed (docker: {})", c.name, w.lines().last().unwrap_or_default()),
+                (Err(w), Err(_)) => {
+                    eprintln!("{} [{builder}]: both failed (docker: {})", c.name, w.lines().last().unwrap_or_default())
+                }
                 (Err(w), Ok(_)) => failures.push(format!("{} [{builder}]: docker failed, strata built: {w}", c.name)),
                 (Ok(_), Err(g)) => failures.push(format!("{} [{builder}]: strata failed: {g}", c.name)),
             }
@@ -427,7 +460,8 @@ fn cache_matches_docker() {
     let mut failures = Vec::new();
     for builder in ["legacy", "buildkit"] {
         // One context per tool, changed the same way.
-        let dirs: Vec<PathBuf> = ["docker", "strata"].iter().map(|t| work.join(format!("cache-{builder}-{t}"))).collect();
+        let dirs: Vec<PathBuf> =
+            ["docker", "strata"].iter().map(|t| work.join(format!("cache-{builder}-{t}"))).collect();
         for dir in &dirs {
             fs::create_dir_all(dir).unwrap();
             fs::write(dir.join("Dockerfile"), "FROM busybox\nARG A\nCOPY f.txt /f.txt\nRUN echo $A > /a\nCOPY g.txt /g.txt\nRUN cat /f.txt /g.txt /a > /all\n").unwrap();
@@ -454,14 +488,16 @@ fn cache_matches_docker() {
             let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
             cached_steps(&text, builder)
         };
-        let steps: Vec<(&str, Box<dyn Fn(&Path)>, Vec<&str>)> = vec![
+        type Change = Box<dyn Fn(&Path)>;
+        let steps: Vec<(&str, Change, Vec<&str>)> = vec![
             ("first build", Box::new(|_: &Path| {}), vec!["--build-arg", "A=1"]),
             ("unchanged", Box::new(|_: &Path| {}), vec!["--build-arg", "A=1"]),
             (
                 "touch f.txt",
                 Box::new(|p: &Path| {
                     let f = fs::File::options().write(true).open(p.join("f.txt")).unwrap();
-                    f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(978_307_200)).unwrap();
+                    f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(978_307_200))
+                        .unwrap();
                 }),
                 vec!["--build-arg", "A=1"],
             ),
@@ -548,21 +584,45 @@ fn build_errors_match_docker() {
             let mut c = s.cmd(&["build", "--builder", builder, "-t", "errtest", "--progress", "plain"]);
             c.args(*args).arg(&dir);
             let g = run_with(c, None);
-            let last = |o: &Output| String::from_utf8_lossy(&o.stderr).lines().filter(|l| !l.trim().is_empty()).last().unwrap_or_default().trim().to_string();
+            let last = |o: &Output| {
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .rfind(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            };
             let (wl, gl) = (last(&w), last(&g));
-            report.push(format!("{name} [{builder}] docker {:?} {wl:?}\n{name} [{builder}] strata {:?} {gl:?}", w.status.code(), g.status.code()));
+            report.push(format!(
+                "{name} [{builder}] docker {:?} {wl:?}\n{name} [{builder}] strata {:?} {gl:?}",
+                w.status.code(),
+                g.status.code()
+            ));
             if w.status.success() || g.status.success() || w.status.code() != g.status.code() {
-                failures.push(format!("{name} [{builder}]: exit docker {:?} strata {:?}", w.status.code(), g.status.code()));
+                failures.push(format!(
+                    "{name} [{builder}]: exit docker {:?} strata {:?}",
+                    w.status.code(),
+                    g.status.code()
+                ));
             }
             // The substance of Docker's message is in strata's.
-            let key = wl.rsplit("desc = ").next().unwrap_or(&wl).trim_start_matches("error: ").trim_start_matches("failed to solve: ").to_string();
+            let key = wl
+                .rsplit("desc = ")
+                .next()
+                .unwrap_or(&wl)
+                .trim_start_matches("error: ")
+                .trim_start_matches("failed to solve: ")
+                .to_string();
             let key = key.rsplit("failed to create LLB definition: ").next().unwrap_or(&key).to_string();
             if !gl.contains(&key) {
                 failures.push(format!("{name} [{builder}]:\n  docker {wl}\n  strata {gl}"));
             }
         }
         assert!(!s.ok(&["images", "--format", "{{.Repository}}"]).contains("errtest"), "{name}: an image was made");
-        assert!(!s.ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("strata-build"), "{name}: a step container was left");
+        assert!(
+            !s.ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("strata-build"),
+            "{name}: a step container was left"
+        );
     }
     eprintln!("{}", report.join("\n"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));

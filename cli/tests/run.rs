@@ -238,12 +238,30 @@ fn lifecycle_matches_docker() {
         wait_until("started", || String::from_utf8_lossy(&t(&["logs", "trapper"], None).stdout).contains("started"));
         step(&["logs", "trapper"], None);
         step(&["logs", "--tail", "1", "trapper"], None);
-        step(&["exec", "-u", "nobody", "-w", "/tmp", "-e", "Z=1", "trapper", "sh", "-c", "pwd; id; echo Z=$Z; cat /proc/1/cmdline | head -c 5"], None);
+        step(
+            &[
+                "exec",
+                "-u",
+                "nobody",
+                "-w",
+                "/tmp",
+                "-e",
+                "Z=1",
+                "trapper",
+                "sh",
+                "-c",
+                "pwd; id; echo Z=$Z; cat /proc/1/cmdline | head -c 5",
+            ],
+            None,
+        );
         step(&["exec", "-i", "trapper", "cat"], Some("via exec stdin\n"));
         step(&["exec", "trapper", "sh", "-c", "exit 7"], None);
         step(&["exec", "trapper", "nonexist"], None);
         let ps = String::from_utf8(t(&["ps", "--format", "{{.Names}} {{.Status}}"], None).stdout).unwrap();
-        log.borrow_mut().push(format!("ps: {}", ps.lines().map(|l| status_word(l.split_once(' ').map_or(l, |x| x.1))).collect::<Vec<_>>().join(",")));
+        log.borrow_mut().push(format!(
+            "ps: {}",
+            ps.lines().map(|l| status_word(l.split_once(' ').map_or(l, |x| x.1))).collect::<Vec<_>>().join(",")
+        ));
         let t0 = Instant::now();
         step(&["stop", "trapper"], None);
         assert!(t0.elapsed() < Duration::from_secs(5), "{name}: a TERM trap that exits makes stop quick");
@@ -292,7 +310,13 @@ fn lifecycle_matches_docker() {
         // IDs differ between the two; a line naming one is compared by shape.
         let norm = |s: &str| {
             s.split(|c: char| c.is_whitespace() || c == '"' || c == '.')
-                .map(|w| if w.len() >= 12 && w.chars().all(|c| c.is_ascii_hexdigit()) { "<id>".to_string() } else { w.to_string() })
+                .map(|w| {
+                    if w.len() >= 12 && w.chars().all(|c| c.is_ascii_hexdigit()) {
+                        "<id>".to_string()
+                    } else {
+                        w.to_string()
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         };
@@ -316,13 +340,22 @@ fn run_diff_commit_run() {
     }
     let s = Strata::new();
     s.busybox();
-    s.ok(&["run", "--name", "wk", "busybox", "sh", "-c", "echo hello > /greeting; rm /etc/group; mkdir -p /srv/app && echo x > /srv/app/f"]);
+    s.ok(&[
+        "run",
+        "--name",
+        "wk",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello > /greeting; rm /etc/group; mkdir -p /srv/app && echo x > /srv/app/f",
+    ]);
     assert_eq!(s.ok(&["diff", "wk"]), "C /etc\nD /etc/group\nA /greeting\nA /srv\nA /srv/app\nA /srv/app/f\n");
     let id = s.ok(&["commit", "wk", "greeted:1"]);
     assert!(id.starts_with("sha256:"));
     // The new image's containers see the change (and their own init files).
     let base = s.ok(&["run", "--rm", "busybox", "ls", "/etc"]);
-    let want = format!("hello\n{}", base.lines().filter(|l| *l != "group").map(|l| format!("{l}\n")).collect::<String>());
+    let want =
+        format!("hello\n{}", base.lines().filter(|l| *l != "group").map(|l| format!("{l}\n")).collect::<String>());
     assert_eq!(s.ok(&["run", "--rm", "greeted:1", "sh", "-c", "cat /greeting; ls /etc"]), want);
     let export = s.dir.path().join("w.tar");
     s.ok(&["export", "-o", export.to_str().unwrap(), "wk"]);
@@ -365,19 +398,34 @@ fn faults_leave_nothing_behind() {
     let monitor = st["MonitorPid"].as_i64().unwrap();
     assert!(monitor > 0);
     Command::new("kill").arg("-9").arg(monitor.to_string()).status().unwrap();
-    wait_until("the dead monitor to show", || s.ok(&["ps", "-a", "--format", "{{.Status}}"]).starts_with("Exited (255)"));
+    wait_until("the dead monitor to show", || {
+        s.ok(&["ps", "-a", "--format", "{{.Status}}"]).starts_with("Exited (255)")
+    });
     s.ok(&["rm", "-f", "orphan"]);
     assert!(s.mounts_under_store().is_empty(), "{:?}", s.mounts_under_store());
     let runc_root = s.dir.path().join("root/runtime");
     assert_eq!(fs::read_dir(&runc_root).map(|d| d.count()).unwrap_or(0), 0, "runtime state left");
 
     // The FUSE server killed under a running container.
-    s.ok(&["run", "-d", "--name", "nofs", "busybox", "sh", "-c", "while true; do cat /etc/passwd > /dev/null; sleep 0.05; done"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "nofs",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do cat /etc/passwd > /dev/null; sleep 0.05; done",
+    ]);
     let out = Command::new("pgrep").args(["-f", "strata-overlayfs"]).output().unwrap();
     let merged = s.dir.path().to_string_lossy().to_string();
     let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|p| fs::read(format!("/proc/{p}/cmdline")).map(|c| String::from_utf8_lossy(&c).contains(&merged)).unwrap_or(false))
+        .filter(|p| {
+            fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&merged))
+                .unwrap_or(false)
+        })
         .map(str::to_string)
         .collect();
     assert!(!pids.is_empty(), "the container's FUSE server runs");

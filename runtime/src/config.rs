@@ -244,7 +244,8 @@ mod tests {
     #[test]
     fn args_table() {
         let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let cases: &[(ImageRuntime, Option<&str>, &[&str], &[&str])] = &[
+        type Case<'a> = (ImageRuntime, Option<&'a str>, &'a [&'a str], &'a [&'a str]);
+        let cases: &[Case] = &[
             (img(&[], &["sh"]), None, &[], &["sh"]),
             (img(&[], &["sh"]), None, &["id"], &["id"]),
             (img(&["/ep"], &["a"]), None, &[], &["/ep", "a"]),

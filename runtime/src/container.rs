@@ -246,7 +246,7 @@ pub fn wait_stopped(store: &Store, id: &str, timeout: Option<Duration>) -> Resul
     let t0 = Instant::now();
     loop {
         let s = state(store, id)?;
-        if !s.is_running() && !(s.status == "created" && s.monitor_alive()) {
+        if !(s.is_running() || s.status == "created" && s.monitor_alive()) {
             return Ok(true);
         }
         if timeout.is_some_and(|t| t0.elapsed() >= t) {
@@ -298,7 +298,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
-    NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).ok_or_else(|| Error::Invalid(format!("Invalid signal: {s}")))
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| Error::Invalid(format!("Invalid signal: {s}")))
 }
 
 /// Send `signal` to a running container's init.
@@ -324,7 +328,8 @@ pub fn stop(store: &Store, c: &Container, timeout: Option<i64>) -> Result<()> {
     if state(store, &c.id)?.status == "paused" {
         let _ = rt.resume(&c.id);
     }
-    let image_sig = store.image(&c.image).ok().and_then(|i| ImageRuntime::from_config(i.config.config.as_ref()).stop_signal);
+    let image_sig =
+        store.image(&c.image).ok().and_then(|i| ImageRuntime::from_config(i.config.config.as_ref()).stop_signal);
     let sig = run.stop_signal.clone().or(image_sig).unwrap_or_else(|| "TERM".into());
     let secs = timeout.or(run.stop_timeout).unwrap_or(10);
     let _ = rt.kill(&c.id, &parse_signal(&sig)?.to_string(), false);
@@ -390,12 +395,7 @@ pub struct ExecSettings {
 /// Write the process JSON of an `exec` into a file in the container's
 /// directory and return a command running it (the caller sets stdio and
 /// waits). Fails when the container is not running.
-pub fn exec_command(
-    store: &Store,
-    c: &Container,
-    e: &ExecSettings,
-    detach: bool,
-) -> Result<(Command, ExecFiles)> {
+pub fn exec_command(store: &Store, c: &Container, e: &ExecSettings, detach: bool) -> Result<(Command, ExecFiles)> {
     let run = run_config(store, &c.id)?;
     let s = state(store, &c.id)?;
     if !s.is_running() {
@@ -413,8 +413,10 @@ pub fn exec_command(
     if let Some(w) = &e.workdir {
         p["cwd"] = serde_json::json!(w);
     }
-    let mut env: Vec<String> =
-        p["env"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let mut env: Vec<String> = p["env"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
     for kv in &e.env {
         crate::config::set_env(&mut env, kv);
     }

@@ -61,7 +61,11 @@ impl LineSplitter {
 
     fn record(&mut self) -> Record {
         let bytes = std::mem::take(&mut self.pending);
-        Record { log: String::from_utf8_lossy(&bytes).into_owned(), stream: self.stream.into(), time: crate::state::now() }
+        Record {
+            log: String::from_utf8_lossy(&bytes).into_owned(),
+            stream: self.stream.into(),
+            time: crate::state::now(),
+        }
     }
 }
 

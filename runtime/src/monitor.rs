@@ -98,7 +98,11 @@ fn run(root: &Path, driver: &str, id: &str) -> Result<()> {
         let _ = rt.delete(&c.id, true);
     }
 
-    let created = if run.tty { create_tty(&rt, &c.id, &bundle, &pid_file) } else { create_pipes(&rt, &c.id, &bundle, &pid_file, run.interactive) };
+    let created = if run.tty {
+        create_tty(&rt, &c.id, &bundle, &pid_file)
+    } else {
+        create_pipes(&rt, &c.id, &bundle, &pid_file, run.interactive)
+    };
     let io = match created.and_then(|io| rt.start(&c.id).map(|()| io)) {
         Ok(io) => io,
         Err(e) => {
@@ -219,7 +223,13 @@ struct Io {
 }
 
 fn create_pipes(rt: &impl OciRuntime, id: &str, bundle: &Path, pid_file: &Path, interactive: bool) -> Result<Io> {
-    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Error::Io { op: "pipe", path: String::new(), source: e.into() });
+    let pipe = || {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Error::Io {
+            op: "pipe",
+            path: String::new(),
+            source: e.into(),
+        })
+    };
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (stdin_io, stdin_keep) = if interactive {
@@ -228,7 +238,13 @@ fn create_pipes(rt: &impl OciRuntime, id: &str, bundle: &Path, pid_file: &Path, 
     } else {
         (Stdio::null(), None)
     };
-    rt.create(id, bundle, pid_file, None, CreateIo { stdin: stdin_io, stdout: Stdio::from(out_w), stderr: Stdio::from(err_w) })?;
+    rt.create(
+        id,
+        bundle,
+        pid_file,
+        None,
+        CreateIo { stdin: stdin_io, stdout: Stdio::from(out_w), stderr: Stdio::from(err_w) },
+    )?;
     // Our copies of the write ends are gone with `create`'s Stdio: EOF
     // arrives when the container's processes close theirs.
     Ok(Io {
@@ -258,11 +274,19 @@ fn create_tty(rt: &impl OciRuntime, id: &str, bundle: &Path, pid_file: &Path) ->
                         }
                         std::thread::sleep(Duration::from_millis(1));
                     }
-                    Err(e) => return Err(Error::Io { op: "accept console", path: sock.display().to_string(), source: e }),
+                    Err(e) => {
+                        return Err(Error::Io { op: "accept console", path: sock.display().to_string(), source: e })
+                    }
                 }
             }
         });
-        let r = rt.create(id, bundle, pid_file, Some(&sock), CreateIo { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null() });
+        let r = rt.create(
+            id,
+            bundle,
+            pid_file,
+            Some(&sock),
+            CreateIo { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null() },
+        );
         // Tell the acceptor to give up if the runtime never connected.
         let _ = std::fs::write(dir.join("done"), b"");
         let fd = h.join().unwrap_or(Ok(None));
@@ -272,7 +296,11 @@ fn create_tty(rt: &impl OciRuntime, id: &str, bundle: &Path, pid_file: &Path) ->
     let master = result?.ok_or_else(|| Error::Invalid("the runtime sent no terminal".into()))?;
     let master = Arc::new(master);
     let dup = |f: &OwnedFd| -> Result<std::fs::File> {
-        rustix::io::fcntl_dupfd_cloexec(f, 0).map(std::fs::File::from).map_err(|e| Error::Io { op: "dup", path: String::new(), source: e.into() })
+        rustix::io::fcntl_dupfd_cloexec(f, 0).map(std::fs::File::from).map_err(|e| Error::Io {
+            op: "dup",
+            path: String::new(),
+            source: e.into(),
+        })
     };
     Ok(Io { stdin: Some(dup(&master)?), outputs: vec![(dup(&master)?, "stdout", attach::STDOUT)], pty: Some(master) })
 }
@@ -293,7 +321,8 @@ fn recv_fd(conn: &UnixStream) -> Result<OwnedFd> {
     let mut cmsg = RecvAncillaryBuffer::new(&mut space);
     let mut buf = [0u8; 4096];
     let err = |e: rustix::io::Errno| Error::Io { op: "receive terminal", path: String::new(), source: e.into() };
-    rustix::net::recvmsg(conn.as_fd(), &mut [IoSliceMut::new(&mut buf)], &mut cmsg, RecvFlags::CMSG_CLOEXEC).map_err(err)?;
+    rustix::net::recvmsg(conn.as_fd(), &mut [IoSliceMut::new(&mut buf)], &mut cmsg, RecvFlags::CMSG_CLOEXEC)
+        .map_err(err)?;
     for m in cmsg.drain() {
         if let RecvAncillaryMessage::ScmRights(mut fds) = m {
             if let Some(fd) = fds.next() {

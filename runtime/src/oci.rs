@@ -35,8 +35,14 @@ pub trait OciRuntime {
     /// Create container `id` from the bundle (its `config.json`), writing the
     /// init's PID to `pid_file`. With `console_socket`, the runtime sends the
     /// pty master over that socket; otherwise the process gets `io`.
-    fn create(&self, id: &str, bundle: &Path, pid_file: &Path, console_socket: Option<&Path>, io: CreateIo)
-        -> Result<()>;
+    fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        io: CreateIo,
+    ) -> Result<()>;
     /// Start the created container's process.
     fn start(&self, id: &str) -> Result<()>;
     /// Send `signal` (name or number) to the init (all processes with `all`).
@@ -79,7 +85,9 @@ impl Runc {
                 .map(|d| d.join(name))
                 .find(|p| p.is_file())
                 .ok_or_else(|| {
-                    Error::Invalid(format!("unknown or invalid runtime name: {name} (install runc, or give --runtime PATH)"))
+                    Error::Invalid(format!(
+                        "unknown or invalid runtime name: {name} (install runc, or give --runtime PATH)"
+                    ))
                 })?
         };
         Ok(Runc { binary, root: root.to_path_buf(), log: log.to_path_buf() })
@@ -200,7 +208,9 @@ impl OciRuntime for Runc {
         if !out.status.success() {
             return Ok(None);
         }
-        serde_json::from_slice(&out.stdout).map(Some).map_err(|source| Error::Json { what: "runtime state".into(), source })
+        serde_json::from_slice(&out.stdout)
+            .map(Some)
+            .map_err(|source| Error::Json { what: "runtime state".into(), source })
     }
 
     fn pause(&self, id: &str) -> Result<()> {

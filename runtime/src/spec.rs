@@ -242,15 +242,21 @@ pub fn build(image: &ImageRuntime, run: &RunConfig, inp: &SpecInputs) -> Result<
             "the working directory '{cwd}' is invalid, it needs to be an absolute path"
         )));
     }
-    let no_new_privs = run.security_opt.iter().any(|o| {
-        matches!(o.as_str(), "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true")
-    });
+    let no_new_privs = run
+        .security_opt
+        .iter()
+        .any(|o| matches!(o.as_str(), "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true"));
 
     let ro_sys = if run.privileged { "rw" } else { "ro" };
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        ),
         mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", ro_sys]),
         mount("/sys/fs/cgroup", "cgroup", "cgroup", &["ro", "nosuid", "noexec", "nodev"]),
         mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
@@ -271,7 +277,10 @@ pub fn build(image: &ImageRuntime, run: &RunConfig, inp: &SpecInputs) -> Result<
     }
     for b in &run.binds {
         if !b.destination.starts_with('/') {
-            return Err(Error::Invalid(format!("invalid mount config: mount path must be absolute: {}", b.destination)));
+            return Err(Error::Invalid(format!(
+                "invalid mount config: mount path must be absolute: {}",
+                b.destination
+            )));
         }
         let mut opts = vec!["rbind", "rprivate"];
         if b.read_only {
@@ -283,7 +292,8 @@ pub fn build(image: &ImageRuntime, run: &RunConfig, inp: &SpecInputs) -> Result<
         mounts.push(mount(INIT_PATH, "bind", &init.to_string_lossy(), &["bind", "ro"]));
     }
 
-    let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"})];
+    let mut namespaces =
+        vec![json!({"type": "mount"}), json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"})];
     if run.network_mode() != "host" {
         namespaces.push(json!({"type": "network"}));
     }
@@ -399,7 +409,8 @@ mod tests {
         assert_eq!(v["process"]["capabilities"]["bounding"].as_array().unwrap().len(), 14);
         assert_eq!(v["process"]["rlimits"], json!([]), "no rlimits: the caller's limits pass through");
         assert_eq!(v["process"]["noNewPrivileges"], false);
-        let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        let ns: Vec<&str> =
+            v["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
         assert!(ns.contains(&"network"));
         assert_eq!(v["linux"]["maskedPaths"].as_array().unwrap().len(), MASKED_PATHS.len());
         let env: Vec<&str> = v["process"]["env"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
@@ -429,7 +440,10 @@ mod tests {
     #[test]
     fn ulimits() {
         use crate::config::Ulimit;
-        assert_eq!(Ulimit::parse("nofile=1024:2048").unwrap(), Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 });
+        assert_eq!(
+            Ulimit::parse("nofile=1024:2048").unwrap(),
+            Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 }
+        );
         assert_eq!(Ulimit::parse("core=-1").unwrap().hard, u64::MAX);
         assert!(Ulimit::parse("nofile=10:5").is_err());
         assert!(Ulimit::parse("bogus=1").is_err());
@@ -441,7 +455,10 @@ mod tests {
         assert_eq!(v["process"]["rlimits"], json!([{"type": "RLIMIT_NPROC", "soft": 100, "hard": 200}]));
         let max = caller_hard_limit(7).unwrap_or(u64::MAX - 1);
         if max < u64::MAX {
-            let run = RunConfig { ulimits: vec![Ulimit { name: "nofile".into(), soft: 1, hard: max + 1 }], ..Default::default() };
+            let run = RunConfig {
+                ulimits: vec![Ulimit { name: "nofile".into(), soft: 1, hard: max + 1 }],
+                ..Default::default()
+            };
             assert!(build(&image, &run, &inputs(&u)).unwrap_err().to_string().contains("CAP_SYS_RESOURCE"));
         }
     }

@@ -100,12 +100,14 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser> {
 mod tests {
     use super::*;
 
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\nweb:x:33:33::/var/www:/bin/sh\n";
+    const PASSWD: &str =
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\nweb:x:33:33::/var/www:/bin/sh\n";
     const GROUP: &str = "root:x:0:\nnobody:x:65534:\nwww:x:33:\nstaff:x:50:web,other\n";
 
     #[test]
     fn table() {
-        let cases: &[(&str, Option<(u32, u32, &[u32], &str)>)] = &[
+        type Want<'a> = Option<(u32, u32, &'a [u32], &'a str)>;
+        let cases: &[(&str, Want)] = &[
             ("", Some((0, 0, &[0], "/root"))),
             ("root", Some((0, 0, &[0], "/root"))),
             ("0", Some((0, 0, &[0], "/root"))),
@@ -124,7 +126,11 @@ mod tests {
             match want {
                 Some((uid, gid, groups, home)) => {
                     let u = got.unwrap_or_else(|e| panic!("{spec}: {e}"));
-                    assert_eq!((u.uid, u.gid, u.additional_gids.as_slice(), u.home.as_str()), (*uid, *gid, *groups, *home), "{spec}");
+                    assert_eq!(
+                        (u.uid, u.gid, u.additional_gids.as_slice(), u.home.as_str()),
+                        (*uid, *gid, *groups, *home),
+                        "{spec}"
+                    );
                 }
                 None => assert!(got.is_err(), "{spec}"),
             }

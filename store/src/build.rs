@@ -110,6 +110,6 @@ pub fn create_image(
     config.insert("history".into(), Value::Array(history));
     let bytes = serde_json::to_vec(&Value::Object(config))
         .map_err(|source| Error::Json { what: "new config".into(), source })?;
-    let meta = ImageMeta { added: now, parent: base.cloned(), repo_digests: Vec::new() };
+    let meta = ImageMeta { added: now, parent: base.cloned(), ..Default::default() };
     store.add_image(&bytes, meta)
 }

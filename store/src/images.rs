@@ -26,6 +26,12 @@ pub struct ImageMeta {
     /// Digests of manifests it was pulled or pushed by (`repo@sha256:…`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repo_digests: Vec<String>,
+    /// A step of a BuildKit-style build, kept as build cache: not listed by
+    /// `images` (not even `-a`) while untagged, not removed by `image
+    /// prune`, counted as Build Cache by `system df`, removed by `builder
+    /// prune`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub build_cache: bool,
 }
 
 /// An image: ID, config (parsed and raw) and metadata.

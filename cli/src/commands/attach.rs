@@ -95,11 +95,21 @@ pub fn follow(mut s: UnixStream, streams: Streams) -> Result<u8> {
             loop {
                 match input.read(&mut buf) {
                     Ok(0) | Err(_) => {
-                        let _ = proto::write_frame(&mut *w.lock().unwrap_or_else(|e| e.into_inner()), proto::STDIN_EOF, b"");
+                        let _ = proto::write_frame(
+                            &mut *w.lock().unwrap_or_else(|e| e.into_inner()),
+                            proto::STDIN_EOF,
+                            b"",
+                        );
                         break;
                     }
                     Ok(n) => {
-                        if proto::write_frame(&mut *w.lock().unwrap_or_else(|e| e.into_inner()), proto::STDIN, &buf[..n]).is_err() {
+                        if proto::write_frame(
+                            &mut *w.lock().unwrap_or_else(|e| e.into_inner()),
+                            proto::STDIN,
+                            &buf[..n],
+                        )
+                        .is_err()
+                        {
                             break;
                         }
                     }
@@ -109,7 +119,8 @@ pub fn follow(mut s: UnixStream, streams: Streams) -> Result<u8> {
     }
     if let Some((rt, id)) = streams.proxy {
         use signal_hook::consts::*;
-        if let Ok(mut sigs) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]) {
+        if let Ok(mut sigs) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2])
+        {
             std::thread::spawn(move || {
                 for sig in sigs.forever() {
                     let _ = rt.kill(&id, &sig.to_string(), false);

@@ -39,7 +39,13 @@ fn is_tar(head: &[u8]) -> bool {
 /// The context and the Dockerfile's text.
 fn context_and_dockerfile(a: &BuildArgs) -> Result<(Context, String)> {
     let read_file = |p: &Path| -> Result<String> {
-        std::fs::read_to_string(p).map_err(|e| anyhow!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: {}", p.display(), crate::printer::error_text(&anyhow!(e))))
+        std::fs::read_to_string(p).map_err(|e| {
+            anyhow!(
+                "unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: {}",
+                p.display(),
+                crate::printer::error_text(&anyhow!(e))
+            )
+        })
     };
     if a.context == "-" {
         if a.file.as_deref() == Some("-") {
@@ -56,7 +62,8 @@ fn context_and_dockerfile(a: &BuildArgs) -> Result<(Context, String)> {
         return Ok((Context::empty()?, String::from_utf8_lossy(&buf).into_owned()));
     }
     let path = PathBuf::from(&a.context);
-    let meta = std::fs::metadata(&path).map_err(|_| anyhow!("unable to prepare context: path \"{}\" not found", a.context))?;
+    let meta =
+        std::fs::metadata(&path).map_err(|_| anyhow!("unable to prepare context: path \"{}\" not found", a.context))?;
     let dockerfile_text = |ctx_dir: &Path| -> Result<(String, String)> {
         match a.file.as_deref() {
             Some("-") => {
@@ -69,7 +76,12 @@ fn context_and_dockerfile(a: &BuildArgs) -> Result<(Context, String)> {
                 let rel = p
                     .canonicalize()
                     .ok()
-                    .and_then(|c| ctx_dir.canonicalize().ok().and_then(|d| c.strip_prefix(d).ok().map(|r| r.to_string_lossy().into_owned())))
+                    .and_then(|c| {
+                        ctx_dir
+                            .canonicalize()
+                            .ok()
+                            .and_then(|d| c.strip_prefix(d).ok().map(|r| r.to_string_lossy().into_owned()))
+                    })
                     .unwrap_or_else(|| "Dockerfile".into());
                 Ok((read_file(&p)?, rel))
             }
@@ -96,7 +108,9 @@ pub fn run(s: &Settings, a: BuildArgs) -> Result<()> {
     let flavor = flavor(&a)?;
     let mut tags = Vec::new();
     for t in &a.tag {
-        tags.push(Reference::parse_tagged(t).map_err(|e| anyhow!("invalid argument \"{t}\" for \"-t, --tag\" flag: {e}"))?);
+        tags.push(
+            Reference::parse_tagged(t).map_err(|e| anyhow!("invalid argument \"{t}\" for \"-t, --tag\" flag: {e}"))?,
+        );
     }
     let mut build_args = BTreeMap::new();
     for kv in &a.build_arg {
@@ -111,8 +125,11 @@ pub fn run(s: &Settings, a: BuildArgs) -> Result<()> {
             }
         }
     }
-    let labels: Vec<(String, String)> =
-        a.label.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((l.clone(), String::new()))).collect();
+    let labels: Vec<(String, String)> = a
+        .label
+        .iter()
+        .map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((l.clone(), String::new())))
+        .collect();
     if !matches!(a.network.as_str(), "none" | "host" | "default") {
         bail!("network mode \"{}\" not supported by strata (none or host)", a.network);
     }
@@ -143,8 +160,16 @@ pub fn run(s: &Settings, a: BuildArgs) -> Result<()> {
                 return Ok(id);
             }
         }
-        crate::commands::registry::pull(s, PullArgs { all_tags: false, quiet: true, platform: None, name: name.to_string() })
-            .map_err(|e| strata_build::Error::Source(format!("pull access denied for {name}, repository does not exist or may require 'docker login': {}", crate::printer::error_text(&e))))?;
+        crate::commands::registry::pull(
+            s,
+            PullArgs { all_tags: false, quiet: true, platform: None, name: name.to_string() },
+        )
+        .map_err(|e| {
+            strata_build::Error::Source(format!(
+                "pull access denied for {name}, repository does not exist or may require 'docker login': {}",
+                crate::printer::error_text(&e)
+            ))
+        })?;
         local().ok_or_else(|| strata_build::Error::Source(format!("No such image: {name}")))
     };
     let mut progress: Box<dyn Progress> = if a.quiet {
@@ -175,10 +200,20 @@ pub fn run(s: &Settings, a: BuildArgs) -> Result<()> {
             use strata_build::Error as E;
             match (flavor, &e) {
                 (Flavor::Legacy, E::RunFailed { .. } | E::Source(_)) => eprintln!("{e}"),
-                (Flavor::Legacy, E::NoInstructions) => eprintln!("Error response from daemon: failed to parse Dockerfile: {e}"),
+                (Flavor::Legacy, E::NoInstructions) => {
+                    eprintln!("Error response from daemon: failed to parse Dockerfile: {e}")
+                }
                 (Flavor::Legacy, _) => eprintln!("Error response from daemon: {e}"),
                 // What the Dockerfile frontend refuses, then what the solver does.
-                (Flavor::BuildKit, E::Parse { .. } | E::NoInstructions | E::Stage(_) | E::TargetNotFound(_) | E::AtLine { .. } | E::Expand { .. }) => {
+                (
+                    Flavor::BuildKit,
+                    E::Parse { .. }
+                    | E::NoInstructions
+                    | E::Stage(_)
+                    | E::TargetNotFound(_)
+                    | E::AtLine { .. }
+                    | E::Expand { .. },
+                ) => {
                     eprintln!("failed to solve with frontend dockerfile.v0: failed to create LLB definition: {e}")
                 }
                 (Flavor::BuildKit, _) => eprintln!("{e}"),
@@ -201,7 +236,32 @@ pub fn prune(s: &Settings, a: BuilderPruneArgs) -> Result<()> {
     }
     let store = s.store()?;
     let _l = store.lock(true)?;
-    let n = strata_store::buildcache::BuildCache::new(store.root()).clear()?;
+    strata_store::buildcache::BuildCache::new(store.root()).clear()?;
     let _ = a.all;
-    Printer::stdout().line(&format!("Total:\t{n} cache entries removed"))
+    // The untagged steps of BuildKit-style builds (every one: with the
+    // cache index gone nothing refers to them).
+    let repos = store.repositories()?;
+    let sizes: BTreeMap<Digest, u64> = store
+        .layers()
+        .list()?
+        .into_iter()
+        .filter_map(|c| store.layers().get(&c).ok().flatten().map(|l| (c, l.size)))
+        .collect();
+    let mut removed = Vec::new();
+    for img in store.images()? {
+        if img.meta.build_cache && repos.of(&img.id).is_empty() {
+            let opts = strata_store::remove::RemoveOptions { force: true, ..Default::default() };
+            strata_store::remove::remove_image(&store, &img.id.to_string(), opts)?;
+            removed.push(img.id);
+        }
+    }
+    let reclaimed: u64 = store.prune_layers()?.iter().filter_map(|c| sizes.get(c)).sum();
+    let mut p = Printer::stdout();
+    if !removed.is_empty() {
+        p.line("Deleted build cache objects:")?;
+        for id in &removed {
+            p.line(&id.hex()[..25])?;
+        }
+    }
+    p.line(&format!("Total reclaimed space: {}", crate::printer::size(reclaimed)))
 }

@@ -110,8 +110,9 @@ pub fn run(s: &Settings, a: ImagesArgs) -> Result<()> {
         if !keep {
             continue;
         }
-        // Intermediate images (parents of others, untagged) only with -a.
-        if dangling && parents.contains(&img.id) && !a.all {
+        // Intermediate images (parents of others, untagged) only with -a;
+        // build cache never.
+        if dangling && ((parents.contains(&img.id) && !a.all) || img.meta.build_cache) {
             continue;
         }
         let size = store.image_size(img)?;

@@ -90,7 +90,7 @@ fn candidates(store: &Store, a: &PruneArgs) -> Result<Vec<Digest>> {
         strata_store::containers::Containers::new(store.root()).list()?.into_iter().map(|c| c.image).collect();
     let mut out = Vec::new();
     for img in &images {
-        if used.contains(&img.id) || parents.contains(&img.id) {
+        if used.contains(&img.id) || parents.contains(&img.id) || img.meta.build_cache {
             continue;
         }
         let tagged = repos.of(&img.id).iter().any(|r| r.tag.is_some());

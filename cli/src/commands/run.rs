@@ -123,7 +123,9 @@ fn parse_mount(root: &Path, m: &str, run: &mut RunConfig) -> Result<()> {
     let Some(dst) = dst else { bail!("invalid argument \"{m}\" for \"--mount\" flag: target is required") };
     match ty.as_str() {
         "bind" => {
-            let Some(src) = src else { bail!("invalid mount config for type \"bind\": field Source must not be empty") };
+            let Some(src) = src else {
+                bail!("invalid mount config for type \"bind\": field Source must not be empty")
+            };
             if !Path::new(&src).exists() {
                 bail!("invalid mount config for type \"bind\": bind source path does not exist: {src}");
             }
@@ -358,7 +360,11 @@ pub fn start_container(store: &Store, c: &Container, follow: Follow, for_run: bo
         Follow::Detached => Ok(0),
         Follow::Attached { stdin, sig_proxy } => {
             let rt = ctr::runtime_for(store, c, &run)?;
-            let streams = Streams { tty: run.tty, stdin: stdin && run.interactive, proxy: sig_proxy.then_some((rt, c.id.clone())) };
+            let streams = Streams {
+                tty: run.tty,
+                stdin: stdin && run.interactive,
+                proxy: sig_proxy.then_some((rt, c.id.clone())),
+            };
             attach::follow(stream, streams)
         }
     }
@@ -376,7 +382,11 @@ pub fn run(s: &Settings, a: RunArgs) -> Result<()> {
             return Err(fail(125, text.strip_prefix("Error response from daemon: ").unwrap_or(&text)));
         }
     };
-    let follow = if a.detach { Follow::Detached } else { Follow::Attached { stdin: a.flags.interactive, sig_proxy: a.sig_proxy && !a.flags.tty } };
+    let follow = if a.detach {
+        Follow::Detached
+    } else {
+        Follow::Attached { stdin: a.flags.interactive, sig_proxy: a.sig_proxy && !a.flags.tty }
+    };
     let code = start_container(&store, &c, follow, true)?;
     if a.detach {
         Printer::stdout().line(&c.id)?;

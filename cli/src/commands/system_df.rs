@@ -24,7 +24,10 @@ fn reclaim(bytes: u64, total: u64) -> String {
 pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
     let store = s.store()?;
     let _lock = store.lock(false)?;
-    let images = store.images()?;
+    let repos = store.repositories()?;
+    // Untagged BuildKit steps are Build Cache, not images.
+    let (cache, images): (Vec<_>, Vec<_>) =
+        store.images()?.into_iter().partition(|i| i.meta.build_cache && repos.of(&i.id).is_empty());
     let containers = Containers::new(store.root()).list()?;
     let layers = store.layers();
     let active: BTreeSet<Digest> = containers.iter().map(|c| c.image.clone()).collect();
@@ -45,6 +48,9 @@ pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
         }
         Ok(n)
     };
+    let cache_layers: BTreeSet<Digest> =
+        cache.iter().flat_map(|i| i.chain_ids()).filter(|c| !all_layers.contains(c)).collect();
+    let cache_size = size_of(&cache_layers)?;
     let total = size_of(&all_layers)?;
     let used = size_of(&active_layers)?;
     let mut csize = 0;
@@ -115,7 +121,7 @@ pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
         p.line("")?;
         p.line("VOLUME NAME   LINKS     SIZE")?;
         p.line("")?;
-        p.line("Build cache usage: 0B")?;
+        p.line(&format!("Build cache usage: {}", printer::size(cache_size)))?;
         p.line("")?;
         return p.line("CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED");
     }
@@ -123,7 +129,7 @@ pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
         json!({"Active": active.len().to_string(), "Reclaimable": reclaim(total - used, total), "Size": printer::size4(total), "TotalCount": images.len().to_string(), "Type": "Images"}),
         json!({"Active": cactive.to_string(), "Reclaimable": reclaim(cidle, csize), "Size": printer::size4(csize), "TotalCount": containers.len().to_string(), "Type": "Containers"}),
         json!({"Active": "0", "Reclaimable": "0B", "Size": "0B", "TotalCount": "0", "Type": "Local Volumes"}),
-        json!({"Active": "0", "Reclaimable": "0B", "Size": "0B", "TotalCount": "0", "Type": "Build Cache"}),
+        json!({"Active": "0", "Reclaimable": printer::size4(cache_size), "Size": printer::size4(cache_size), "TotalCount": cache.len().to_string(), "Type": "Build Cache"}),
     ];
     p.render(
         &Table { format: a.format.as_deref(), default: presets::SYSTEM_DF_TABLE, columns: presets::SYSTEM_DF },

@@ -102,7 +102,8 @@ impl Drop for Dockerd {
         // Whatever its containerd left mounted under our directory.
         if let Ok(m) = fs::read_to_string("/proc/self/mountinfo") {
             let root = self.dir.to_string_lossy().to_string();
-            let mut points: Vec<&str> = m.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&root)).collect();
+            let mut points: Vec<&str> =
+                m.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&root)).collect();
             points.sort_by_key(|p| std::cmp::Reverse(p.len()));
             for p in points {
                 let _ = Command::new("umount").arg("-l").arg(p).status();

@@ -240,8 +240,8 @@ fn pull_with(
     let repo_digest = format!("{}@{}", r.repo, top_digest);
     let meta = ImageMeta {
         added: crate::config::format_time(chrono::Utc::now()),
-        parent: None,
         repo_digests: vec![repo_digest.clone()],
+        ..Default::default()
     };
     store.add_image(&config, meta)?;
     let mut meta = store.imagedb().get(&image_id)?.unwrap_or_default();
