@@ -171,7 +171,7 @@ fn clean(dir: &Path) {
 }
 
 /// Run a command, timing it; the error carries its stderr.
-fn run_timed(cmd: &mut Command) -> Result<Duration, String> {
+pub(crate) fn run_timed(cmd: &mut Command) -> Result<Duration, String> {
     let t = Instant::now();
     let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output().map_err(|e| e.to_string())?;
     let d = t.elapsed();
@@ -298,7 +298,7 @@ fn load_save(
 }
 
 /// The strata CLI: `STRATA_BIN`, else `strata` beside this binary.
-fn strata_bin() -> PathBuf {
+pub(crate) fn strata_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("STRATA_BIN") {
         return PathBuf::from(p);
     }
@@ -405,7 +405,7 @@ fn sha2_file(p: &Path) -> io::Result<Duration> {
     Ok(t.elapsed())
 }
 
-fn which(name: &str) -> bool {
+pub(crate) fn which(name: &str) -> bool {
     Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {name}"))

@@ -11,6 +11,7 @@
 //! Root is needed (it mounts). Stacks, the Debian root filesystem and the
 //! image archive are cached under `/var/tmp/strata-bench` (`STRATA_BENCH_DIR`).
 
+mod containers;
 mod fusetrace;
 mod images;
 mod report;
@@ -150,7 +151,8 @@ fn main() {
     let mut bench = workloads::Bench::new(&settings, &impls, only.as_deref(), tracer);
     bench.run_all(&tree, &tarball.0, &tarball.1);
     let want = |k: &str| only.as_deref().is_none_or(|o| k.contains(o));
-    let pairs = images::run(&settings, &tree, &want);
+    let mut pairs = images::run(&settings, &tree, &want);
+    pairs.extend(containers::run(&settings, &want));
     let load_end = loadavg();
     let elapsed = started.elapsed().as_secs_f64();
     println!();

@@ -136,6 +136,49 @@ impl Driver for VfsDriver {
         crate::overlay::export_stack(&Stack::plain(self.root_of(id)?), out)
     }
 
+    /// The layers are full copies, so the hidden layer's own changes (what
+    /// it added or modified relative to its parent) are taken out of the
+    /// export where `id` left them as they were: added objects are left
+    /// out, modified ones are exported as the parent has them.
+    fn export_hiding(&self, id: &str, hidden: &str, out: &mut dyn Write) -> Result<u64> {
+        use std::collections::{HashMap, HashSet};
+        use std::os::unix::ffi::OsStrExt;
+        let root = self.root_of(id)?;
+        let hidden_root = self.root_of(hidden)?;
+        let below = match self.home.parent(hidden)? {
+            Some(p) => Some(self.root_of(&p)?),
+            None => None,
+        };
+        let by_hidden: HashMap<Vec<u8>, crate::ChangeKind> =
+            changes::to_changes(&changes::vfs_items(&hidden_root, below.as_deref())?)
+                .into_iter()
+                .map(|c| (c.path.as_bytes().strip_prefix(b"/").unwrap_or(c.path.as_bytes()).to_vec(), c.kind))
+                .collect();
+        let by_id: HashSet<Vec<u8>> = changes::to_changes(&changes::vfs_items(&root, Some(&hidden_root))?)
+            .into_iter()
+            .map(|c| c.path.as_bytes().strip_prefix(b"/").unwrap_or(c.path.as_bytes()).to_vec())
+            .collect();
+        let stack = Stack::plain(root);
+        let mut em = crate::emit::Emitter::new(out);
+        if let Some(top) = stack.root()? {
+            stack.walk(b"", &top, &mut |path, f| match by_hidden.get(path) {
+                Some(crate::ChangeKind::Added) if !by_id.contains(path) => Ok(()),
+                Some(crate::ChangeKind::Modified) if !by_id.contains(path) => match &below {
+                    Some(b) => {
+                        let p = b.join(std::ffi::OsStr::from_bytes(path));
+                        match crate::sys::lstat(&p)? {
+                            Some(st) => em.file(path, &p, &st),
+                            None => Ok(()),
+                        }
+                    }
+                    None => Ok(()),
+                },
+                _ => em.file(path, &stack.path(f.layer, &f.phys), &f.stat),
+            })?;
+        }
+        em.finish()
+    }
+
     fn status(&self) -> Vec<(String, String)> {
         vec![
             ("Storage Driver".to_string(), "vfs".to_string()),
