@@ -79,6 +79,8 @@ pub enum Command {
     Top(TopArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// List port mappings for the container.
+    Port(OneContainerArgs),
     /// List containers.
     Ps(PsArgs),
     /// Manage containers.
@@ -254,6 +256,8 @@ pub enum ContainerCommand {
     Top(TopArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// List port mappings for the container.
+    Port(OneContainerArgs),
     /// Remove unused (stopped) containers.
     Prune(ContainerPruneArgs),
     /// Remove containers.

@@ -377,6 +377,45 @@ fn run_diff_commit_run() {
     assert!(s.mounts_under_store().is_empty());
 }
 
+/// `run -d -p 127.0.0.1:PORT:80` of a busybox httpd is answered from the
+/// host (Docker cannot publish without its bridge; strata forwards into
+/// the container's network namespace); a port in use fails the run with
+/// 125; `exec` into it works; `ps` and `port` show the mapping.
+#[test]
+fn published_ports_are_answered_from_the_host() {
+    use std::io::{Read, Write};
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let s = Strata::new();
+    s.busybox();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let publish = format!("127.0.0.1:{port}:80");
+    s.ok(&["run", "-d", "--name", "web", "-p", &publish, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let get = || -> String {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(b"GET /passwd HTTP/1.0\r\n\r\n").unwrap();
+        let mut body = String::new();
+        c.read_to_string(&mut body).unwrap();
+        body
+    };
+    wait_until("httpd to answer", || std::panic::catch_unwind(get).map(|b| b.contains("root:x:0:0")).unwrap_or(false));
+    let body = get();
+    assert!(body.starts_with("HTTP/1.") && body.contains("nobody:x:65534"), "{body}");
+    assert_eq!(s.ok(&["port", "web"]), format!("80/tcp -> 127.0.0.1:{port}\n"));
+    assert!(s.ok(&["ps", "--format", "{{.Ports}}"]).contains(&format!("127.0.0.1:{port}->80/tcp")));
+    assert_eq!(s.ok(&["exec", "web", "sh", "-c", "wget -q -O - http://127.0.0.1/hostname"]).len(), 13);
+    // The port is taken: a second container cannot publish it.
+    let o = s.run_with(&["run", "-d", "--name", "clash", "-p", &publish, "busybox", "true"], None);
+    assert_eq!(o.status.code(), Some(125), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("Bind for 127.0.0.1:{port} failed")));
+    s.ok(&["rm", "-f", "web", "clash"]);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the port is released with the container");
+}
+
 /// Faults while a container runs: the monitor killed, the FUSE server
 /// killed, rm -f of a running container. `ps` tells the truth, `rm -f`
 /// cleans up, nothing stays mounted.

@@ -132,6 +132,8 @@ pub struct RunConfig {
     /// without the primary group (BuildKit's RUN steps; `docker run` adds
     /// the primary group).
     pub membership_groups_only: bool,
+    /// `-p`.
+    pub ports: Vec<crate::ports::PortMap>,
 }
 
 impl RunConfig {

@@ -19,6 +19,7 @@ mod error;
 pub mod logs;
 pub mod monitor;
 pub mod oci;
+pub mod ports;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;

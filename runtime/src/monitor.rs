@@ -98,6 +98,27 @@ fn run(root: &Path, driver: &str, id: &str) -> Result<()> {
         let _ = rt.delete(&c.id, true);
     }
 
+    // Publish ports: bind the host side now, so a port in use fails the start.
+    let listeners = if run.network_mode() == "host" { Ok(Vec::new()) } else { crate::ports::bind(&run.ports) };
+    let listeners = match listeners {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = store.driver().unmount(&c.layer);
+            st.status = "created".into();
+            st.error = e.to_string();
+            st.exit_code = 128;
+            st.monitor_pid = 0;
+            st.save(&d)?;
+            if run.auto_remove {
+                remove_self(&store, &c)?;
+            }
+            let mut first = first;
+            let mut payload = vec![125u8];
+            payload.extend_from_slice(e.to_string().as_bytes());
+            let _ = attach::write_frame(&mut first, attach::FAILED, &payload);
+            return Ok(());
+        }
+    };
     let created = if run.tty {
         create_tty(&rt, &c.id, &bundle, &pid_file)
     } else {
@@ -125,6 +146,10 @@ fn run(root: &Path, driver: &str, id: &str) -> Result<()> {
         }
     };
     let init_pid: i32 = std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    st.ports = listeners.iter().map(|(_, m)| m.clone()).collect();
+    if let Err(e) = crate::ports::serve(listeners, init_pid) {
+        tracing::warn!("port forwarding: {e}");
+    }
     st.status = "running".into();
     st.pid = init_pid;
     st.error.clear();
@@ -179,6 +204,7 @@ fn run(root: &Path, driver: &str, id: &str) -> Result<()> {
     st.exit_code = code;
     st.finished_at = state::now();
     st.monitor_pid = 0;
+    st.ports.clear();
     st.save(&d)?;
     if run.auto_remove {
         remove_self(&store, &c)?;

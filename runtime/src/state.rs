@@ -35,6 +35,9 @@ pub struct State {
     /// field 22), so that a reused PID is not taken for the monitor.
     #[serde(default)]
     pub monitor_start: u64,
+    /// The ports published by the current run (host ports chosen).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::ports::PortMap>,
 }
 
 impl Default for State {
@@ -48,6 +51,7 @@ impl Default for State {
             finished_at: ZERO_TIME.into(),
             monitor_pid: 0,
             monitor_start: 0,
+            ports: Vec::new(),
         }
     }
 }

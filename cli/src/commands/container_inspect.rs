@@ -59,6 +59,19 @@ fn config(c: &Container, run: &RunConfig, image: &ImageRuntime, image_cfg: Optio
     })
 }
 
+/// Docker's `{"80/tcp": [{"HostIp": …, "HostPort": …}]}`.
+fn port_bindings(ports: &[strata_runtime::ports::PortMap]) -> Value {
+    let mut m = Map::new();
+    for p in ports {
+        let e = m.entry(format!("{}/tcp", p.container_port)).or_insert_with(|| json!([]));
+        if let Some(a) = e.as_array_mut() {
+            let hp = if p.host_port == 0 { String::new() } else { p.host_port.to_string() };
+            a.push(json!({"HostIp": p.host_ip, "HostPort": hp}));
+        }
+    }
+    Value::Object(m)
+}
+
 /// The inspect document of container `c`.
 pub fn document(store: &Store, c: &Container, with_size: bool) -> Result<Value> {
     let run = ctr::run_config(store, &c.id)?;
@@ -118,7 +131,7 @@ pub fn document(store: &Store, c: &Container, with_size: bool) -> Result<Value> 
             "ContainerIDFile": "",
             "LogConfig": {"Type": "json-file", "Config": {}},
             "NetworkMode": run.network_mode(),
-            "PortBindings": {},
+            "PortBindings": port_bindings(&run.ports),
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
             "AutoRemove": run.auto_remove,
             "VolumeDriver": "",
@@ -149,7 +162,7 @@ pub fn document(store: &Store, c: &Container, with_size: bool) -> Result<Value> 
             "Bridge": "",
             "SandboxID": "",
             "HairpinMode": false,
-            "Ports": {},
+            "Ports": if st.is_running() { port_bindings(&st.ports) } else { json!({}) },
             "SandboxKey": "",
             "Networks": {
                 run.network_mode(): {

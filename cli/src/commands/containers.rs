@@ -126,6 +126,15 @@ pub fn command_of(store: &Store, c: &Container) -> Vec<String> {
     strata_runtime::config::process_args(&image, &run)
 }
 
+/// Docker's PORTS column: the ports a running container publishes.
+pub fn ports_of(store: &Store, c: &Container) -> String {
+    let st = strata_runtime::container::state(store, &c.id).unwrap_or_default();
+    if !st.is_running() {
+        return String::new();
+    }
+    st.ports.iter().map(|p| p.display()).collect::<Vec<_>>().join(", ")
+}
+
 /// Docker's STATUS column and State of a container.
 pub fn status_of(store: &Store, c: &Container, mounted: bool) -> (String, &'static str) {
     let st = strata_runtime::container::state(store, &c.id).unwrap_or_default();
@@ -186,7 +195,7 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
             "RunningFor": printer::since(t),
             "Status": status,
             "State": state,
-            "Ports": "",
+            "Ports": ports_of(&store, c),
             "Names": c.name,
             "Labels": labels.join(","),
             "Mounts": "",

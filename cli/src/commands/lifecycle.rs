@@ -154,6 +154,21 @@ pub fn rename(s: &Settings, a: RenameArgs) -> Result<()> {
     Ok(())
 }
 
+/// `port`: `80/tcp -> 0.0.0.0:8080` for each published port of a running
+/// container.
+pub fn port(s: &Settings, a: crate::cli::OneContainerArgs) -> Result<()> {
+    let store = s.store()?;
+    let c = find(&store, &a.container)?;
+    let st = ctr::state(&store, &c.id)?;
+    let mut p = Printer::stdout();
+    if st.is_running() {
+        for m in &st.ports {
+            p.line(&format!("{}/tcp -> {}:{}", m.container_port, m.host_ip, m.host_port))?;
+        }
+    }
+    Ok(())
+}
+
 /// `top`: the container's processes (`ps -ef` style, through the runtime).
 pub fn top(s: &Settings, a: TopArgs) -> Result<()> {
     let store = s.store()?;

@@ -63,6 +63,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => lifecycle::unpause(&s, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => lifecycle::top(&s, a),
         Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => lifecycle::rename(&s, a),
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => lifecycle::port(&s, a),
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&s, a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&s, a),
         Command::Mount(a) | Command::Container(ContainerCommand::Mount(a)) => containers::mount(&s, a),

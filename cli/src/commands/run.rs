@@ -174,8 +174,8 @@ pub fn run_config(root: &Path, f: &ContainerFlags, cmd: &[String]) -> Result<Run
         "default" | "bridge" => run.network = "none".into(),
         n => bail!("network {n} not found (strata has no networks besides none and host)"),
     }
-    if !f.publish.is_empty() {
-        bail!("publishing ports (-p) is not supported yet: strata has no port forwarder");
+    for p in &f.publish {
+        run.ports.push(strata_runtime::ports::PortMap::parse(p).map_err(|e| anyhow!("{e}"))?);
     }
     if let Some(s) = &f.stop_signal {
         ctr::parse_signal(s)?;
