@@ -789,7 +789,7 @@ impl Builder<'_> {
                             real_path(&t, &rel)?
                         }
                     };
-                    binds.push(Bind { source: host, destination: target, read_only: true });
+                    binds.push(Bind { source: host, destination: target, read_only: true, volume: None });
                 }
                 RunMount::Cache { target, id, uid, gid, mode } => {
                     let dir =
@@ -809,6 +809,7 @@ impl Builder<'_> {
                         source: dir.to_string_lossy().into_owned(),
                         destination: target,
                         read_only: false,
+                        volume: None,
                     });
                 }
                 RunMount::Tmpfs { target, size } => {

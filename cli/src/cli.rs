@@ -51,6 +51,9 @@ pub enum Command {
     /// Manage builds.
     #[command(subcommand)]
     Builder(BuilderCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Create a new container.
     Create(CreateArgs),
     /// Create and run a new container from an image.
@@ -115,6 +118,74 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Search a registry for images.
     Search(SearchArgs),
+}
+
+/// `volume …`
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a volume.
+    Create(VolumeCreateArgs),
+    /// List volumes.
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes.
+    Inspect(VolumeInspectArgs),
+    /// Remove one or more volumes.
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove all unused local volumes.
+    Prune(VolumePruneArgs),
+}
+
+/// `volume create`
+#[derive(Args, Debug)]
+pub struct VolumeCreateArgs {
+    /// Set metadata for a volume.
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Volume name (random when absent).
+    pub name: Option<String>,
+}
+
+/// `volume ls`
+#[derive(Args, Debug)]
+pub struct VolumeLsArgs {
+    /// Only display volume names.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Format output using a custom template.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `volume inspect`
+#[derive(Args, Debug)]
+pub struct VolumeInspectArgs {
+    /// Format output using a custom template.
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Volumes.
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+/// `volume rm`
+#[derive(Args, Debug)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Volumes.
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+/// `volume prune`
+#[derive(Args, Debug)]
+pub struct VolumePruneArgs {
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// `builder …`

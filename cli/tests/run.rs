@@ -416,6 +416,59 @@ fn published_ports_are_answered_from_the_host() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the port is released with the container");
 }
 
+/// Named volumes: made on first use and filled from the image's directory,
+/// kept across containers, refused removal while used, listed and
+/// inspected as Docker's; `commit` of a running container freezes it and
+/// leaves it running.
+#[test]
+fn volumes_and_commit_of_a_running_container() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let s = Strata::new();
+    s.busybox();
+    assert_eq!(
+        s.ok(&["run", "--rm", "-v", "data:/bin", "busybox", "sh", "-c", "ls /bin | wc -l; echo kept > /bin/mark"])
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+            > 100,
+        true
+    );
+    assert_eq!(s.ok(&["run", "--rm", "-v", "data:/mnt:ro", "busybox", "cat", "/mnt/mark"]), "kept\n");
+    let o = s.run_with(&["run", "--rm", "-v", "data:/mnt:ro", "busybox", "touch", "/mnt/x"], None);
+    assert_eq!(o.status.code(), Some(1), "read-only volume");
+    assert_eq!(s.ok(&["volume", "ls"]), "DRIVER    VOLUME NAME\nlocal     data\n");
+    let doc: serde_json::Value = serde_json::from_str(&s.ok(&["volume", "inspect", "data"])).unwrap();
+    assert_eq!(doc[0]["Driver"], "local");
+    assert!(doc[0]["Mountpoint"].as_str().unwrap().ends_with("/volumes/data/_data"));
+    s.ok(&["create", "--name", "holder", "-v", "data:/d", "busybox"]);
+    let o = s.run_with(&["volume", "rm", "data"], None);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("volume is in use"), "{}", String::from_utf8_lossy(&o.stderr));
+    s.ok(&["rm", "holder"]);
+    assert_eq!(s.ok(&["volume", "rm", "data"]), "data\n");
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
+
+    // commit -p of a running container: a consistent layer, and it runs on.
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i > /counter; done",
+    ]);
+    wait_until("the counter", || s.run_with(&["exec", "live", "cat", "/counter"], None).status.success());
+    s.ok(&["commit", "live", "live:1"]);
+    let n = s.ok(&["run", "--rm", "live:1", "cat", "/counter"]);
+    assert!(n.trim().parse::<u64>().is_ok(), "a whole number was committed: {n:?}");
+    assert!(s.ok(&["ps", "--format", "{{.Status}}"]).starts_with("Up"), "still running after commit");
+    s.ok(&["rm", "-f", "live"]);
+}
+
 /// Faults while a container runs: the monitor killed, the FUSE server
 /// killed, rm -f of a running container. `ps` tells the truth, `rm -f`
 /// cleans up, nothing stays mounted.

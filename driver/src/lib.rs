@@ -46,6 +46,7 @@ mod tarsplit;
 mod vfs;
 
 pub use mount::fuse::{find_binary as find_overlayfs_binary, BIN_ENV as OVERLAYFS_BIN_ENV};
+pub use vfs::copy_tree;
 
 /// The drivers this crate provides, default first.
 pub const DRIVERS: &[&str] = &["fuse-overlay", "overlay", "vfs"];

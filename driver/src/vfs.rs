@@ -192,7 +192,7 @@ impl Driver for VfsDriver {
 /// Copy the tree `src` to `dst` (which must not exist), keeping owners,
 /// modes, times, xattrs, hard links (within the tree), devices and fifos.
 /// Symlinks are copied, never followed.
-pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let mut links = HashMap::new();
     let st = lstat(src)?.ok_or_else(|| io_err("stat", src, rustix::io::Errno::NOENT))?;
     copy_dir(src, dst, &st, &mut links)

@@ -13,6 +13,9 @@ pub struct Bind {
     pub destination: String,
     /// Mounted read-only.
     pub read_only: bool,
+    /// The named volume this is (its data directory is `source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
 }
 
 /// A tmpfs mount (`--tmpfs /path[:opts]`, `--mount type=tmpfs,…`).

@@ -129,6 +129,12 @@ pub fn prepare_with(store: &Store, c: &Container, run: &RunConfig, img: &ImageRu
         if run.membership_groups_only && !user.additional_gids.is_empty() {
             user.additional_gids.remove(0);
         }
+        let vols = crate::volumes::Volumes::new(store.root());
+        for b in &run.binds {
+            if let Some(name) = &b.volume {
+                vols.fill_from(name, &root, &b.destination)?;
+            }
+        }
         let cwd = spec::working_dir(&img, run);
         if cwd.starts_with('/') {
             root.ensure(&cwd, rootfs::Kind::Dir)?;

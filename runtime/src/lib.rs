@@ -25,6 +25,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod user;
+pub mod volumes;
 
 pub use config::{Bind, ImageRuntime, RunConfig, Tmpfs, Ulimit};
 pub use error::{Error, Result};

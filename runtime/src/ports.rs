@@ -101,7 +101,8 @@ pub fn serve(listeners: Vec<(TcpListener, PortMap)>, pid: i32) -> Result<()> {
     let (tx, rx) = mpsc::channel::<Request>();
     let (ready_tx, ready_rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let entered = rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network));
+        let entered =
+            rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network));
         let _ = ready_tx.send(entered.map_err(std::io::Error::from));
         for (port, reply) in rx {
             let _ = reply.send(TcpStream::connect(("127.0.0.1", port)));
@@ -160,7 +161,10 @@ mod tests {
         let p = |s: &str| PortMap::parse(s);
         assert_eq!(p("80").unwrap(), PortMap { host_ip: "0.0.0.0".into(), host_port: 0, container_port: 80 });
         assert_eq!(p("8080:80").unwrap(), PortMap { host_ip: "0.0.0.0".into(), host_port: 8080, container_port: 80 });
-        assert_eq!(p("127.0.0.1:8080:80/tcp").unwrap(), PortMap { host_ip: "127.0.0.1".into(), host_port: 8080, container_port: 80 });
+        assert_eq!(
+            p("127.0.0.1:8080:80/tcp").unwrap(),
+            PortMap { host_ip: "127.0.0.1".into(), host_port: 8080, container_port: 80 }
+        );
         assert_eq!(p("127.0.0.1::80").unwrap().host_port, 0);
         assert_eq!(p("8080:80").unwrap().display(), "0.0.0.0:8080->80/tcp");
         assert!(p("80/udp").is_err());

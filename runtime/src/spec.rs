@@ -372,7 +372,12 @@ mod tests {
             env: vec!["FOO=bar".into()],
             workdir: Some("/w".into()),
             cmd: vec!["sh".into(), "-c".into(), "id".into()],
-            binds: vec![Bind { source: "/host/data".into(), destination: "/data".into(), read_only: true }],
+            binds: vec![Bind {
+                source: "/host/data".into(),
+                destination: "/data".into(),
+                read_only: true,
+                volume: None,
+            }],
             tmpfs: vec![Tmpfs { destination: "/run".into(), options: vec!["size=1m".into()] }],
             init: true,
             cap_add: vec!["net_admin".into()],

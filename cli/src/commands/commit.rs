@@ -12,6 +12,16 @@ use crate::commands::containers::find;
 use crate::printer::Printer;
 use crate::settings::Settings;
 
+/// A frozen container, thawed when dropped.
+struct Frozen(strata_runtime::oci::Runc, String);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        use strata_runtime::oci::OciRuntime;
+        let _ = self.0.resume(&self.1);
+    }
+}
+
 /// Commit a container's changes as a new image; prints its ID.
 pub fn run(s: &Settings, a: CommitArgs) -> Result<()> {
     let target = a.reference.as_deref().map(Reference::parse_tagged).transpose()?;
@@ -51,9 +61,21 @@ pub fn run(s: &Settings, a: CommitArgs) -> Result<()> {
     strata_store::changes::apply_changes(&mut serde_json::Map::new(), &a.change)
         .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
 
-    // -p (the default): stop the processes writing into a mounted container
-    // for the duration of the commit (resumed when `_paused` drops).
-    let _paused = if a.pause && store.driver().is_mounted(&c.layer).unwrap_or(false) {
+    // -p (the default) on a running container: freeze its cgroup (the
+    // runtime's pause) while the layer is read; thawed when `_frozen` drops.
+    let st = strata_runtime::container::state(&store, &c.id)?;
+    let _frozen = if a.pause && st.status == "running" && st.is_running() {
+        let run = strata_runtime::container::run_config(&store, &c.id)?;
+        let rt = strata_runtime::container::runtime_for(&store, &c, &run)?;
+        use strata_runtime::oci::OciRuntime;
+        rt.pause(&c.id)?;
+        Some(Frozen(rt, c.id.clone()))
+    } else {
+        None
+    };
+    // -p on a container mounted outside a run: stop the processes writing
+    // into it for the duration of the commit (resumed when `_paused` drops).
+    let _paused = if a.pause && _frozen.is_none() && store.driver().is_mounted(&c.layer).unwrap_or(false) {
         let root = store.driver().mount(&c.layer)?;
         let p = crate::commands::pause::pause_writers(&root);
         store.driver().unmount(&c.layer)?;

@@ -24,6 +24,7 @@ mod save;
 mod system_df;
 mod system_info;
 mod tag;
+mod volume;
 
 use anyhow::Result;
 
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Version(a) => system_info::version(a),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&s, a),
         Command::Builder(crate::cli::BuilderCommand::Prune(a)) => build::prune(&s, a),
+        Command::Volume(v) => volume::run(&s, v),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => run::create(&s, a),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(&s, a),
         Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => run::start(&s, a),

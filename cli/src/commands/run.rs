@@ -63,17 +63,17 @@ pub fn resolve_env(files: &[std::path::PathBuf], env: &[String]) -> Result<Vec<S
     Ok(out)
 }
 
-fn named_volume(root: &Path, name: &str) -> Result<String> {
-    if !name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
-        bail!(
-            "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-        );
-    }
-    let data = root.join("volumes").join(name).join("_data");
-    std::fs::create_dir_all(&data).map_err(|e| anyhow!("create volume {name}: {e}"))?;
-    Ok(data.to_string_lossy().into_owned())
+/// A named volume's bind (made when missing; filled from the image at
+/// the first start).
+fn named_volume(root: &Path, name: &str, destination: &str, read_only: bool) -> Result<Bind> {
+    let vols = strata_runtime::volumes::Volumes::new(root);
+    vols.create(name, Default::default())?;
+    Ok(Bind {
+        source: vols.data(name).to_string_lossy().into_owned(),
+        destination: destination.to_string(),
+        read_only,
+        volume: Some(name.to_string()),
+    })
 }
 
 fn parse_volume(root: &Path, v: &str) -> Result<Bind> {
@@ -91,16 +91,14 @@ fn parse_volume(root: &Path, v: &str) -> Result<Bind> {
         "ro" => true,
         m => bail!("invalid mode: {m}"),
     };
-    let source = if src.starts_with('/') {
-        if !Path::new(src).exists() {
-            // Docker creates a missing bind source for -v (not for --mount).
-            std::fs::create_dir_all(src).map_err(|e| anyhow!("create mount source {src}: {e}"))?;
-        }
-        src.to_string()
-    } else {
-        named_volume(root, src)?
-    };
-    Ok(Bind { source, destination: dst.to_string(), read_only })
+    if !src.starts_with('/') {
+        return named_volume(root, src, dst, read_only);
+    }
+    if !Path::new(src).exists() {
+        // Docker creates a missing bind source for -v (not for --mount).
+        std::fs::create_dir_all(src).map_err(|e| anyhow!("create mount source {src}: {e}"))?;
+    }
+    Ok(Bind { source: src.to_string(), destination: dst.to_string(), read_only, volume: None })
 }
 
 fn parse_mount(root: &Path, m: &str, run: &mut RunConfig) -> Result<()> {
@@ -129,14 +127,14 @@ fn parse_mount(root: &Path, m: &str, run: &mut RunConfig) -> Result<()> {
             if !Path::new(&src).exists() {
                 bail!("invalid mount config for type \"bind\": bind source path does not exist: {src}");
             }
-            run.binds.push(Bind { source: src, destination: dst, read_only: ro });
+            run.binds.push(Bind { source: src, destination: dst, read_only: ro, volume: None });
         }
         "volume" => {
             let src = match src {
                 Some(s) => s,
                 None => strata_store::layers::new_cache_id() + &strata_store::layers::new_cache_id(),
             };
-            run.binds.push(Bind { source: named_volume(root, &src)?, destination: dst, read_only: ro });
+            run.binds.push(named_volume(root, &src, &dst, ro)?);
         }
         "tmpfs" => run.tmpfs.push(Tmpfs { destination: dst, options: tmpfs_opts }),
         t => bail!("invalid argument \"{m}\" for \"--mount\" flag: invalid mount type: {t}"),

@@ -52,6 +52,18 @@ pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
         cache.iter().flat_map(|i| i.chain_ids()).filter(|c| !all_layers.contains(c)).collect();
     let cache_size = size_of(&cache_layers)?;
     let total = size_of(&all_layers)?;
+    let volumes = strata_runtime::volumes::Volumes::new(store.root());
+    let vols = volumes.list()?;
+    let (mut vol_size, mut vol_idle, mut vol_active) = (0u64, 0u64, 0usize);
+    for v in &vols {
+        let sz = volumes.size(&v.name);
+        vol_size += sz;
+        if crate::commands::volume::users(&store, &v.name)?.is_empty() {
+            vol_idle += sz;
+        } else {
+            vol_active += 1;
+        }
+    }
     let used = size_of(&active_layers)?;
     let mut csize = 0;
     let mut cidle = 0;
@@ -128,7 +140,7 @@ pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
     let rows = vec![
         json!({"Active": active.len().to_string(), "Reclaimable": reclaim(total - used, total), "Size": printer::size4(total), "TotalCount": images.len().to_string(), "Type": "Images"}),
         json!({"Active": cactive.to_string(), "Reclaimable": reclaim(cidle, csize), "Size": printer::size4(csize), "TotalCount": containers.len().to_string(), "Type": "Containers"}),
-        json!({"Active": "0", "Reclaimable": "0B", "Size": "0B", "TotalCount": "0", "Type": "Local Volumes"}),
+        json!({"Active": vol_active.to_string(), "Reclaimable": reclaim(vol_idle, vol_size), "Size": printer::size4(vol_size), "TotalCount": vols.len().to_string(), "Type": "Local Volumes"}),
         json!({"Active": "0", "Reclaimable": printer::size4(cache_size), "Size": printer::size4(cache_size), "TotalCount": cache.len().to_string(), "Type": "Build Cache"}),
     ];
     p.render(
