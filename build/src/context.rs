@@ -20,6 +20,79 @@ pub struct Tree {
     fd: OwnedFd,
     path: PathBuf,
     ignore: DockerIgnore,
+    hashes: std::sync::Mutex<FileHashes>,
+}
+
+/// Content hashes of files kept between builds, keyed by the file's
+/// identity (device, inode) and valid only while its size, mtime and ctime
+/// are unchanged (ctime moves on any write, chmod or chown, and cannot be
+/// set back), so an unchanged context is checksummed from `stat` alone.
+#[derive(Default)]
+pub struct FileHashes {
+    map: std::collections::HashMap<(u64, u64), (u64, (i64, i64), (i64, i64), [u8; 32])>,
+    dirty: bool,
+}
+
+impl FileHashes {
+    /// Read the table at `path` (empty when missing or unreadable).
+    pub fn load(path: &Path) -> FileHashes {
+        let mut map = std::collections::HashMap::new();
+        if let Ok(text) = std::fs::read_to_string(path) {
+            for line in text.lines() {
+                let f: Vec<&str> = line.split(' ').collect();
+                if f.len() != 8 || f[7].len() != 64 {
+                    continue;
+                }
+                let n = |i: usize| f[i].parse::<i64>().ok();
+                let mut sum = [0u8; 32];
+                let ok = (0..32).all(|i| match u8::from_str_radix(&f[7][2 * i..2 * i + 2], 16) {
+                    Ok(b) => {
+                        sum[i] = b;
+                        true
+                    }
+                    Err(_) => false,
+                });
+                if let (Some(dev), Some(ino), Some(size), Some(ms), Some(mn), Some(cs), Some(cn), true) =
+                    (n(0), n(1), n(2), n(3), n(4), n(5), n(6), ok)
+                {
+                    map.insert((dev as u64, ino as u64), (size as u64, (ms, mn), (cs, cn), sum));
+                }
+            }
+        }
+        FileHashes { map, dirty: false }
+    }
+
+    /// Write the table to `path` atomically, if it changed.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let mut text = String::with_capacity(self.map.len() * 110);
+        for ((dev, ino), (size, m, c, sum)) in &self.map {
+            text.push_str(&format!(
+                "{dev} {ino} {size} {} {} {} {} {}\n",
+                m.0,
+                m.1,
+                c.0,
+                c.1,
+                strata_store::digest::hex(sum)
+            ));
+        }
+        strata_store::fsutil::write_atomic(path, text.as_bytes())?;
+        Ok(())
+    }
+
+    fn get(&self, e: &Entry) -> Option<[u8; 32]> {
+        match self.map.get(&(e.dev, e.ino)) {
+            Some((size, m, c, sum)) if *size == e.size && *m == e.mtime && *c == e.ctime => Some(*sum),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, e: &Entry, sum: [u8; 32]) {
+        self.map.insert((e.dev, e.ino), (e.size, e.mtime, e.ctime, sum));
+        self.dirty = true;
+    }
 }
 
 /// What kind of entry a path is.
@@ -54,6 +127,12 @@ pub struct Entry {
     pub mtime: (i64, i64),
     /// A symlink's target.
     pub target: Option<String>,
+    /// Device of the file.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Status change time (seconds, nanoseconds).
+    pub ctime: (i64, i64),
 }
 
 /// Clean a source path lexically: `/`-separated, relative to the tree
@@ -97,7 +176,17 @@ impl Tree {
     pub fn open(path: &Path, ignore: DockerIgnore) -> Result<Tree, Error> {
         let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::io("open", path, e))?;
-        Ok(Tree { fd, path: path.to_path_buf(), ignore })
+        Ok(Tree { fd, path: path.to_path_buf(), ignore, hashes: Default::default() })
+    }
+
+    /// Use the file-hash table at `path` for checksums.
+    pub fn load_hashes(&self, path: &Path) {
+        *self.hashes.lock().unwrap_or_else(|e| e.into_inner()) = FileHashes::load(path);
+    }
+
+    /// Keep the file-hash table at `path`.
+    pub fn save_hashes(&self, path: &Path) -> Result<(), Error> {
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner()).save(path)
     }
 
     /// The tree's path on the host.
@@ -150,6 +239,9 @@ impl Tree {
             size: st.st_size as u64,
             mtime: (st.st_mtime, st.st_mtime_nsec as i64),
             target,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
         })
     }
 
@@ -179,18 +271,21 @@ impl Tree {
     /// Every entry below `rel` (not following symlinks), parents first,
     /// without excluded ones.
     pub fn walk(&self, rel: &str, out: &mut Vec<Entry>) -> Result<(), Error> {
+        // One open per directory; each child is stat'ed relative to it by
+        // its single name (no path resolution, never following a link).
+        let dir = self
+            .open_rel(rel, OFlags::RDONLY | OFlags::DIRECTORY, true)
+            .map_err(|e| Error::io("open", &self.path.join(rel), e))?;
         for n in self.children(rel)? {
-            let child = if rel.is_empty() { n } else { format!("{rel}/{n}") };
+            let child = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
+            let e = entry_at(&dir, &n, &child).map_err(|e| Error::io("stat", &self.path.join(&child), e))?;
             if self.excluded(&child) {
                 // An excluded directory may still hold re-included entries.
-                if let Ok(e) = self.entry(&child, false) {
-                    if e.kind == Kind::Dir && !self.ignore.can_skip_dir(&child) {
-                        self.walk(&child, out)?;
-                    }
+                if e.kind == Kind::Dir && !self.ignore.can_skip_dir(&child) {
+                    self.walk(&child, out)?;
                 }
                 continue;
             }
-            let e = self.entry(&child, false).map_err(|e| Error::io("stat", &self.path.join(&child), e))?;
             let is_dir = e.kind == Kind::Dir;
             out.push(e);
             if is_dir {
@@ -249,26 +344,68 @@ impl Tree {
                     e.kind,
                     e.mode,
                     e.size,
-                    e.target.unwrap_or_default()
+                    e.target.as_deref().unwrap_or_default()
                 ));
                 if e.kind == Kind::File {
-                    let fd = self
-                        .open_rel(&e.rel, OFlags::RDONLY, e.rel == *s)
-                        .map_err(|err| Error::io("open", &self.path.join(&e.rel), err))?;
-                    let mut f = std::fs::File::from(fd);
-                    let mut buf = vec![0u8; 256 * 1024];
-                    loop {
-                        let n = f.read(&mut buf).map_err(|err| Error::io("read", &self.path.join(&e.rel), err))?;
-                        if n == 0 {
-                            break;
+                    let known = self.hashes.lock().unwrap_or_else(|e| e.into_inner()).get(&e);
+                    let sum = match known {
+                        Some(sum) => sum,
+                        None => {
+                            let fd = self
+                                .open_rel(&e.rel, OFlags::RDONLY, e.rel == *s)
+                                .map_err(|err| Error::io("open", &self.path.join(&e.rel), err))?;
+                            let mut f = std::fs::File::from(fd);
+                            let mut fh = Sha256::new();
+                            let mut buf = vec![0u8; 256 * 1024];
+                            loop {
+                                let n =
+                                    f.read(&mut buf).map_err(|err| Error::io("read", &self.path.join(&e.rel), err))?;
+                                if n == 0 {
+                                    break;
+                                }
+                                fh.update(&buf[..n]);
+                            }
+                            let sum: [u8; 32] = fh.finalize().into();
+                            self.hashes.lock().unwrap_or_else(|e| e.into_inner()).put(&e, sum);
+                            sum
                         }
-                        h.update(&buf[..n]);
-                    }
+                    };
+                    h.update(sum);
                 }
             }
         }
         Ok(strata_store::digest::hex(&h.finalize()))
     }
+}
+
+/// The entry `name` of the open directory `dir` (not following a link),
+/// recorded as `rel`.
+fn entry_at(dir: &OwnedFd, name: &str, rel: &str) -> rustix::io::Result<Entry> {
+    let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+    let kind = match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+        rustix::fs::FileType::Directory => Kind::Dir,
+        rustix::fs::FileType::RegularFile => Kind::File,
+        rustix::fs::FileType::Symlink => Kind::Symlink,
+        _ => Kind::Other,
+    };
+    let target = if kind == Kind::Symlink {
+        Some(rustix::fs::readlinkat(dir, name, Vec::new())?.to_string_lossy().into_owned())
+    } else {
+        None
+    };
+    Ok(Entry {
+        rel: rel.to_string(),
+        kind,
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        size: st.st_size as u64,
+        mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+        target,
+        dev: st.st_dev,
+        ino: st.st_ino,
+        ctime: (st.st_ctime, st.st_ctime_nsec as i64),
+    })
 }
 
 /// The build context: a tree plus where it came from.
@@ -395,5 +532,22 @@ mod tests {
         assert_ne!(c2, c1, "chmod misses");
         std::fs::write(d.path().join("g"), "z").unwrap();
         assert_ne!(t.checksum(&srcs).unwrap(), c2, "content misses");
+    }
+
+    #[test]
+    fn file_hashes_survive_and_notice_changes() {
+        let (d, t) = tree(&[("f", "one")], "");
+        let table = d.path().join("hashes");
+        let srcs = vec!["f".to_string()];
+        let c1 = t.checksum(&srcs).unwrap();
+        t.save_hashes(&table).unwrap();
+        let t2 = Tree::open(d.path(), DockerIgnore::default()).unwrap();
+        t2.load_hashes(&table);
+        assert_eq!(t2.checksum(&srcs).unwrap(), c1, "from the table");
+        // Same size, mtime put back: ctime still tells.
+        let m = std::fs::metadata(d.path().join("f")).unwrap().modified().unwrap();
+        std::fs::write(d.path().join("f"), "two").unwrap();
+        std::fs::File::options().write(true).open(d.path().join("f")).unwrap().set_modified(m).unwrap();
+        assert_ne!(t2.checksum(&srcs).unwrap(), c1);
     }
 }

@@ -15,6 +15,39 @@ use strata_runtime::rootfs::Root;
 use crate::context::{Kind, Tree};
 use crate::Error;
 
+/// Where COPY writes. Paths are resolved through `root`, the step's
+/// mounted merged tree (symlinks of the image followed inside it, as a
+/// write through the mount would). With `upper` (the layer's own
+/// directory), the resolved directory is first copied up through the mount
+/// (so it and its ancestors exist in the layer with the image's metadata)
+/// and the files are then written straight into the layer's directory at
+/// the same place, with no FUSE round trip per file.
+pub struct Dest<'a> {
+    /// The merged tree.
+    pub root: &'a Root,
+    /// The layer's own directory, when writes may go there directly.
+    pub upper: Option<Root>,
+}
+
+impl Dest<'_> {
+    /// The directory `path` (made when missing), open for writing into.
+    fn dir(&self, path: &str) -> Result<OwnedFd, Error> {
+        use std::os::fd::AsRawFd;
+        let d = self.root.dir_all(path, 0o755)?;
+        let Some(upper) = &self.upper else { return Ok(d) };
+        // A metadata write copies the directory (and its parents) up.
+        let st = rustix::fs::fstat(&d).map_err(|e| sys("stat", path, e))?;
+        rustix::fs::fchmod(&d, Mode::from_raw_mode(st.st_mode & 0o7777)).map_err(|e| sys("chmod", path, e))?;
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", d.as_raw_fd()))
+            .map_err(|e| Error::System(format!("resolve {path}: {e}")))?;
+        match real.strip_prefix(self.root.path()) {
+            Ok(rel) => Ok(upper.open_at(&rel.to_string_lossy(), OFlags::RDONLY | OFlags::DIRECTORY)?),
+            // Not under the mount (cannot happen): write through it.
+            Err(_) => Ok(d),
+        }
+    }
+}
+
 /// How copied entries are owned and moded.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CopyOptions {
@@ -81,17 +114,31 @@ fn clear(parent: &OwnedFd, name: &str, what: &str) -> Result<(), Error> {
     }
 }
 
+fn create_file(parent: &OwnedFd, name: &str, what: &str) -> Result<std::fs::File, Error> {
+    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat(parent, name, flags, Mode::from_raw_mode(0o600)) {
+        Ok(fd) => fd,
+        // Something is there: replace it (never through it).
+        Err(Errno::EXIST) => {
+            clear(parent, name, what)?;
+            rustix::fs::openat(parent, name, flags, Mode::from_raw_mode(0o600)).map_err(|e| sys("create", what, e))?
+        }
+        Err(e) => return Err(sys("create", what, e)),
+    };
+    Ok(std::fs::File::from(fd))
+}
+
 fn put_file(parent: &OwnedFd, name: &str, what: &str, data: &mut dyn Read) -> Result<OwnedFd, Error> {
-    clear(parent, name, what)?;
-    let fd = rustix::fs::openat(
-        parent,
-        name,
-        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .map_err(|e| sys("create", what, e))?;
-    let mut f = std::fs::File::from(fd);
+    let mut f = create_file(parent, name, what)?;
     std::io::copy(data, &mut f).map_err(|e| Error::System(format!("write {what}: {e}")))?;
+    Ok(OwnedFd::from(f))
+}
+
+/// Copy a file's bytes file to file (`copy_file_range` in the kernel when
+/// it can).
+fn put_file_copy(parent: &OwnedFd, name: &str, what: &str, src: &mut std::fs::File) -> Result<OwnedFd, Error> {
+    let mut f = create_file(parent, name, what)?;
+    std::io::copy(src, &mut f).map_err(|e| Error::System(format!("write {what}: {e}")))?;
     Ok(OwnedFd::from(f))
 }
 
@@ -147,7 +194,7 @@ fn copy_entry(
             let fd = src
                 .open_rel(rel, OFlags::RDONLY, follow)
                 .map_err(|err| Error::io("open", &src.path().join(rel), err))?;
-            let out = put_file(parent, name, dst, &mut std::fs::File::from(fd))?;
+            let out = put_file_copy(parent, name, dst, &mut std::fs::File::from(fd))?;
             set_meta(&out, dst, o.chmod.unwrap_or(e.mode), owner, Some(e.mtime))
         }
         Kind::Symlink => put_symlink(parent, name, dst, e.target.as_deref().unwrap_or_default(), owner),
@@ -190,7 +237,7 @@ fn archive_kind(src: &Tree, rel: &str) -> Option<bool> {
 }
 
 /// Extract the tar `rel` of `src` into `dest_dir` of `root` (ADD).
-fn extract(src: &Tree, rel: &str, gzip: bool, root: &Root, dest_dir: &str, o: &CopyOptions) -> Result<(), Error> {
+fn extract(src: &Tree, rel: &str, gzip: bool, root: &Dest<'_>, dest_dir: &str, o: &CopyOptions) -> Result<(), Error> {
     let fd = src.open_rel(rel, OFlags::RDONLY, true).map_err(|e| Error::io("open", &src.path().join(rel), e))?;
     let f = std::fs::File::from(fd);
     let r: Box<dyn Read> = if gzip { Box::new(flate2::read::MultiGzDecoder::new(f)) } else { Box::new(f) };
@@ -211,7 +258,7 @@ fn extract(src: &Tree, rel: &str, gzip: bool, root: &Root, dest_dir: &str, o: &C
         let mtime = Some((h.mtime().unwrap_or(0) as i64, 0));
         let full = join(dest_dir, &clean);
         let (pdir, name) = split(&full);
-        let parent = root.dir_all(&pdir, 0o755)?;
+        let parent = root.dir(&pdir)?;
         match h.entry_type() {
             tar::EntryType::Directory => {
                 let d = put_dir(&parent, &name, &full)?;
@@ -233,7 +280,7 @@ fn extract(src: &Tree, rel: &str, gzip: bool, root: &Root, dest_dir: &str, o: &C
                     return Err(Error::Source(format!("ADD {rel}: link {path} leaves the destination")));
                 };
                 let (tdir, tname) = split(&join(dest_dir, &t));
-                let tparent = root.dir_all(&tdir, 0o755)?;
+                let tparent = root.dir(&tdir)?;
                 clear(&parent, &name, &full)?;
                 rustix::fs::linkat(&tparent, tname.as_str(), &parent, name.as_str(), AtFlags::empty())
                     .map_err(|e| sys("link", &full, e))?;
@@ -248,13 +295,13 @@ fn extract(src: &Tree, rel: &str, gzip: bool, root: &Root, dest_dir: &str, o: &C
 /// `root`), with Docker's rules: several sources, or a destination ending
 /// in `/`, or an existing directory, take the sources inside it; a
 /// directory source copies its contents; ADD extracts local tar archives.
-pub fn copy(src: &Tree, sources: &[String], root: &Root, dest: &str, o: &CopyOptions) -> Result<(), Error> {
-    let dest_exists_dir = root.open_at(dest, OFlags::RDONLY | OFlags::DIRECTORY).is_ok();
+pub fn copy(src: &Tree, sources: &[String], root: &Dest<'_>, dest: &str, o: &CopyOptions) -> Result<(), Error> {
+    let dest_exists_dir = root.root.open_at(dest, OFlags::RDONLY | OFlags::DIRECTORY).is_ok();
     let into_dir = sources.len() > 1 || dest.ends_with('/') || dest_exists_dir;
     for s in sources {
         let e = src.entry(s, true).map_err(|err| Error::io("stat", &src.path().join(s), err))?;
         if e.kind == Kind::Dir {
-            let d = root.dir_all(dest, 0o755)?;
+            let d = root.dir(dest)?;
             if let Some(owner) = o.owner {
                 set_meta(&d, dest, 0o755, owner, None)?;
             }
@@ -263,7 +310,7 @@ pub fn copy(src: &Tree, sources: &[String], root: &Root, dest: &str, o: &CopyOpt
         }
         if o.extract && e.kind == Kind::File {
             if let Some(gzip) = archive_kind(src, s) {
-                root.dir_all(dest, 0o755)?;
+                root.dir(dest)?;
                 extract(src, s, gzip, root, dest, o)?;
                 continue;
             }
@@ -271,16 +318,16 @@ pub fn copy(src: &Tree, sources: &[String], root: &Root, dest: &str, o: &CopyOpt
         let base = s.rsplit('/').next().unwrap_or(s);
         let target = if into_dir { join(dest, base) } else { dest.to_string() };
         let (pdir, name) = split(&target);
-        let parent = root.dir_all(&pdir, 0o755)?;
+        let parent = root.dir(&pdir)?;
         copy_entry(src, s, true, &parent, &name, &target, o)?;
     }
     Ok(())
 }
 
 /// Write `content` as the file `dest` (COPY/ADD of a heredoc).
-pub fn write_file(root: &Root, dest: &str, content: &[u8], o: &CopyOptions) -> Result<(), Error> {
+pub fn write_file(root: &Dest<'_>, dest: &str, content: &[u8], o: &CopyOptions) -> Result<(), Error> {
     let (pdir, name) = split(dest);
-    let parent = root.dir_all(&pdir, 0o755)?;
+    let parent = root.dir(&pdir)?;
     let fd = put_file(&parent, &name, dest, &mut &content[..])?;
     set_meta(&fd, dest, o.chmod.unwrap_or(0o644), o.owner.unwrap_or((0, 0)), None)
 }
@@ -312,6 +359,7 @@ mod tests {
         std::fs::set_permissions(sd.path().join("f.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
         let dst = tempfile::tempdir().unwrap();
         let root = Root::open(dst.path()).unwrap();
+        let root = Dest { root: &root, upper: None };
         let o = CopyOptions::default();
         copy(&src, &s(&["f.txt"]), &root, "/app/renamed", &o).unwrap();
         assert_eq!(std::fs::read_to_string(dst.path().join("app/renamed")).unwrap(), "F");
@@ -346,6 +394,7 @@ mod tests {
         std::os::unix::fs::symlink(host.path(), dst.path().join("etc")).unwrap();
         std::os::unix::fs::symlink(host.path().join("victim"), dst.path().join("victim")).unwrap();
         let root = Root::open(dst.path()).unwrap();
+        let root = Dest { root: &root, upper: None };
         let _ = copy(&src, &s(&["f"]), &root, "/etc/f", &CopyOptions::default());
         copy(&src, &s(&["f"]), &root, "/victim", &CopyOptions::default()).unwrap();
         assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0, "nothing written on the host");
@@ -371,6 +420,7 @@ mod tests {
         let src = Tree::open(d.path(), DockerIgnore::default()).unwrap();
         let dst = tempfile::tempdir().unwrap();
         let root = Root::open(dst.path()).unwrap();
+        let root = Dest { root: &root, upper: None };
         let o = CopyOptions { extract: true, ..Default::default() };
         let r = copy(&src, &s(&["a.tar"]), &root, "/x/", &o);
         assert_eq!(std::fs::read_to_string(dst.path().join("x/top/file")).unwrap(), "hi");

@@ -107,9 +107,13 @@ pub fn build(
         total,
         cache: BuildCache::new(store.root()),
     };
+    // Content hashes of unchanged context files come from the last build.
+    let hashes = store.root().join("buildcache").join("context-hashes");
+    ctx.tree.load_hashes(&hashes);
     for &i in &order {
         b.stage(i, &meta)?;
     }
+    let _ = ctx.tree.save_hashes(&hashes);
     let (mut state, _) = b.results.remove(&target).expect("the target stage was built");
     if !opts.labels.is_empty() {
         b.final_labels(&mut state)?;
@@ -526,7 +530,9 @@ impl Builder<'_> {
         legacy_cmd: &[String],
     ) -> Result<Digest, Error> {
         let flavor = self.opts.flavor;
+        let t0 = std::time::Instant::now();
         let changed = !self.store.driver().changes(layer)?.is_empty();
+        tracing::debug!("publish: changes listed in {:?}", t0.elapsed());
         let _l = self.store.lock(true)?;
         if changed {
             let scratch = self.store.scratch()?;
@@ -538,8 +544,10 @@ impl Builder<'_> {
                 w.flush()?;
             }
             f.seek(SeekFrom::Start(0))?;
+            tracing::debug!("publish: diff written at {:?}", t0.elapsed());
             let mut r = std::io::BufReader::new(f);
             let l = self.store.layers().register(run.state.top_layer.as_ref(), &mut r, None)?;
+            tracing::debug!("publish: layer registered at {:?}", t0.elapsed());
             run.state.add_layer(&l.diff_id, l.chain_id);
         }
         run.state.add_history(created_by, !changed, flavor);
@@ -734,7 +742,9 @@ impl Builder<'_> {
         };
         let layer = self.temp_layer(run)?;
         let r = (|| -> Result<Digest, Error> {
+            let t0 = std::time::Instant::now();
             let root_path = self.store.driver().mount(&layer)?;
+            tracing::debug!("copy: mounted in {:?}", t0.elapsed());
             let copied = (|| -> Result<(), Error> {
                 let root = Root::open(&root_path)?;
                 let owner = match &c.chown {
@@ -742,16 +752,27 @@ impl Builder<'_> {
                     None => None,
                 };
                 let o = CopyOptions { owner, chmod, extract: add };
-                crate::copy::copy(tree, &sources, &root, &dest, &o)?;
+                // Files go straight into the layer's own directory where the
+                // driver has one (resolved through the mount).
+                let upper = match self.store.driver().upper_dir(&layer)? {
+                    Some(u) if u != root_path => Some(Root::open(&u)?),
+                    _ => None,
+                };
+                let target_root = crate::copy::Dest { root: &root, upper };
+                crate::copy::copy(tree, &sources, &target_root, &dest, &o)?;
                 for h in &heredoc_srcs {
                     let target = if dest.ends_with('/') { format!("{dest}{}", h.name) } else { dest.clone() };
-                    crate::copy::write_file(&root, &target, h.body().as_bytes(), &o)?;
+                    crate::copy::write_file(&target_root, &target, h.body().as_bytes(), &o)?;
                 }
                 Ok(())
             })();
+            tracing::debug!("copy: copied at {:?}", t0.elapsed());
             self.store.driver().unmount(&layer)?;
             copied?;
-            self.publish(run, &layer, &created_by, &nop)
+            tracing::debug!("copy: unmounted at {:?}", t0.elapsed());
+            let r = self.publish(run, &layer, &created_by, &nop);
+            tracing::debug!("copy: published at {:?}", t0.elapsed());
+            r
         })();
         let _ = self.store.driver().remove(&layer);
         let id = r?;

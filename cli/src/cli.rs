@@ -776,6 +776,15 @@ pub struct PsArgs {
     /// Format output using a custom template.
     #[arg(long)]
     pub format: Option<String>,
+    /// Display total file sizes.
+    #[arg(short, long)]
+    pub size: bool,
+    /// Show n last created containers (includes all states).
+    #[arg(short = 'n', long = "last", default_value_t = -1, allow_negative_numbers = true)]
+    pub last: i64,
+    /// Show the latest created container (includes all states).
+    #[arg(short, long)]
+    pub latest: bool,
 }
 
 /// Commands taking containers.

@@ -428,7 +428,8 @@ fn volumes_and_commit_of_a_running_container() {
     }
     let s = Strata::new();
     s.busybox();
-    let listed = s.ok(&["run", "--rm", "-v", "data:/bin", "busybox", "sh", "-c", "ls /bin | wc -l; echo kept > /bin/mark"]);
+    let listed =
+        s.ok(&["run", "--rm", "-v", "data:/bin", "busybox", "sh", "-c", "ls /bin | wc -l; echo kept > /bin/mark"]);
     assert!(listed.trim().parse::<u32>().unwrap() > 100, "the volume was filled from the image's /bin");
     assert_eq!(s.ok(&["run", "--rm", "-v", "data:/mnt:ro", "busybox", "cat", "/mnt/mark"]), "kept\n");
     let o = s.run_with(&["run", "--rm", "-v", "data:/mnt:ro", "busybox", "touch", "/mnt/x"], None);

@@ -194,6 +194,15 @@ pub trait Driver: Send + Sync {
         self.export(id, out)
     }
 
+    /// The directory holding layer `id`'s own files (an overlay layer's
+    /// upper `diff/`, a vfs layer's whole tree), for writers that resolve
+    /// paths through a mount and write the files directly (the build's
+    /// COPY). `None` when the driver has no such directory.
+    fn upper_dir(&self, id: &str) -> Result<Option<std::path::PathBuf>> {
+        let _ = id;
+        Ok(None)
+    }
+
     /// Facts for `strata info`: (key, value) pairs.
     fn status(&self) -> Vec<(String, String)>;
 }

@@ -186,6 +186,10 @@ impl Driver for OverlayDriver {
         export_stack(&stack, out)
     }
 
+    fn upper_dir(&self, id: &str) -> Result<Option<PathBuf>> {
+        Ok(Some(self.home.existing(id)?.join("diff")))
+    }
+
     fn export_hiding(&self, id: &str, hidden: &str, out: &mut dyn Write) -> Result<u64> {
         let chain: Vec<String> = self.home.chain(id)?.into_iter().filter(|l| l != hidden).collect();
         let stack = Stack::overlay(self.diff_dirs(&chain)?);

@@ -136,6 +136,10 @@ impl Driver for VfsDriver {
         crate::overlay::export_stack(&Stack::plain(self.root_of(id)?), out)
     }
 
+    fn upper_dir(&self, id: &str) -> Result<Option<PathBuf>> {
+        Ok(Some(self.root_of(id)?))
+    }
+
     /// The layers are full copies, so the hidden layer's own changes (what
     /// it added or modified relative to its parent) are taken out of the
     /// export where `id` left them as they were: added objects are left

@@ -15,6 +15,8 @@ use crate::Reported;
 
 const PS_DEFAULT: &str =
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+const PS_SIZE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}";
 const PS_HEADERS: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
     ("Image", "IMAGE"),
@@ -126,6 +128,13 @@ pub fn command_of(store: &Store, c: &Container) -> Vec<String> {
     strata_runtime::config::process_args(&image, &run)
 }
 
+/// Docker's SIZE column: the writable layer's size and the image's.
+fn size_text(store: &Store, c: &Container) -> String {
+    let rw = store.driver().diff_size(&c.layer).unwrap_or(0);
+    let virt = store.image(&c.image).ok().and_then(|i| store.image_size(&i).ok()).unwrap_or(0);
+    format!("{} (virtual {})", printer::size(rw), printer::size(rw + virt))
+}
+
 /// Docker's PORTS column: the ports a running container publishes.
 pub fn ports_of(store: &Store, c: &Container) -> String {
     let st = strata_runtime::container::state(store, &c.id).unwrap_or_default();
@@ -161,10 +170,14 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
     let mut rows = Vec::new();
     let mut all = Containers::new(store.root()).list()?;
     all.reverse();
+    let last = if a.latest { 1 } else { a.last };
+    if last >= 0 {
+        all.truncate(last as usize);
+    }
     for c in &all {
         let mounted = store.driver().is_mounted(&c.layer).unwrap_or(false);
         let (status, state) = status_of(&store, c, mounted);
-        let mut keep = a.all || matches!(state, "running" | "paused" | "mounted");
+        let mut keep = a.all || last >= 0 || matches!(state, "running" | "paused" | "mounted");
         for f in &a.filter {
             let (k, v) = f.split_once('=').unwrap_or((f.as_str(), ""));
             keep &= match k {
@@ -199,7 +212,7 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
             "Names": c.name,
             "Labels": labels.join(","),
             "Mounts": "",
-            "Size": "",
+            "Size": if a.size { size_text(&store, c) } else { String::new() },
         }));
     }
     let mut p = Printer::stdout();
@@ -212,7 +225,7 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
     p.render(
         &Table {
             format: a.format.as_deref(),
-            default: PS_DEFAULT,
+            default: if a.size { PS_SIZE } else { PS_DEFAULT },
             columns: crate::format::Columns { context_type: "*formatter.ContainerContext", headers: PS_HEADERS },
         },
         &rows,
