@@ -23,13 +23,16 @@ pub struct Tree {
     hashes: std::sync::Mutex<FileHashes>,
 }
 
+/// A content hash with the size, mtime and ctime it is valid for.
+type Stamped = (u64, (i64, i64), (i64, i64), [u8; 32]);
+
 /// Content hashes of files kept between builds, keyed by the file's
 /// identity (device, inode) and valid only while its size, mtime and ctime
 /// are unchanged (ctime moves on any write, chmod or chown, and cannot be
 /// set back), so an unchanged context is checksummed from `stat` alone.
 #[derive(Default)]
 pub struct FileHashes {
-    map: std::collections::HashMap<(u64, u64), (u64, (i64, i64), (i64, i64), [u8; 32])>,
+    map: std::collections::HashMap<(u64, u64), Stamped>,
     dirty: bool,
 }
 
