@@ -59,6 +59,9 @@ pub struct BuildOptions {
     pub exe: PathBuf,
 }
 
+/// Docker's deepest image (moby `layer_store.go` `maxLayerDepth`).
+pub const MAX_LAYERS: usize = 125;
+
 /// Find (or pull) an image by reference; the CLI supplies it.
 pub type ImageResolver<'a> = dyn Fn(&str) -> Result<Digest, Error> + 'a;
 
@@ -550,6 +553,23 @@ impl Builder<'_> {
             tracing::debug!("publish: layer registered at {:?}", t0.elapsed());
             run.state.add_layer(&l.diff_id, l.chain_id);
         }
+        let depth = run
+            .state
+            .config
+            .get("rootfs")
+            .and_then(|r| r.get("diff_ids"))
+            .and_then(|d| d.as_array())
+            .map_or(0, |a| a.len());
+        if changed && depth > MAX_LAYERS {
+            match flavor {
+                // Docker's layer store refuses deeper images.
+                Flavor::Legacy => return Err(Error::Source("max depth exceeded".into())),
+                Flavor::BuildKit if depth == MAX_LAYERS + 1 => {
+                    eprintln!("warning: the image has more than {MAX_LAYERS} layers: Docker cannot run it (strata can)")
+                }
+                Flavor::BuildKit => {}
+            }
+        }
         run.state.add_history(created_by, !changed, flavor);
         let id = run.state.commit(self.store, flavor, Some(legacy_cmd))?;
         Ok(id)
@@ -632,10 +652,21 @@ impl Builder<'_> {
     fn copy_step(&mut self, run: &mut StageRun, c: &Copy, add: bool) -> Result<(), Error> {
         let flavor = self.opts.flavor;
         let name = if add { "ADD" } else { "COPY" };
-        if add && c.srcs.iter().any(|s| s.starts_with("http://") || s.starts_with("https://")) {
-            return Err(Error::Source(
-                "ADD from a URL is not supported by strata yet (download the file into the context)".into(),
-            ));
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        if add && c.srcs.iter().any(is_url) {
+            if !c.srcs.iter().all(is_url) || c.from.is_some() {
+                return Err(Error::Source("ADD of URLs together with other sources is not supported by strata".into()));
+            }
+            // Fetched afresh each build; the cache key is the content's.
+            let dir =
+                tempfile::Builder::new().prefix("strata-add-").tempdir_in(self.store.root()).map_err(Error::from)?;
+            let mut names = Vec::new();
+            for url in &c.srcs {
+                names.push(download(url, dir.path())?);
+            }
+            let tree = Tree::open(dir.path(), DockerIgnore::default())?;
+            let fetched = Copy { srcs: names, ..c.clone() };
+            return self.copy_from(run, &fetched, c, false, name, flavor, Some(&tree));
         }
         let (other, temp) = match &c.from {
             Some(f) => {
@@ -644,7 +675,7 @@ impl Builder<'_> {
             }
             None => (None, None),
         };
-        let r = self.copy_from(run, c, add, name, flavor, other.as_ref());
+        let r = self.copy_from(run, c, c, add, name, flavor, other.as_ref());
         drop(other);
         if let Some(id) = temp {
             let _ = self.store.driver().unmount(&id);
@@ -653,11 +684,16 @@ impl Builder<'_> {
         r
     }
 
+    /// COPY/ADD of `c`'s sources from `other` (or the context); `shown` is
+    /// the instruction as history shows it; `extract`: ADD's unpacking of
+    /// local archives.
+    #[allow(clippy::too_many_arguments)]
     fn copy_from(
         &mut self,
         run: &mut StageRun,
         c: &Copy,
-        add: bool,
+        shown: &Copy,
+        extract: bool,
         name: &str,
         flavor: Flavor,
         other: Option<&Tree>,
@@ -707,7 +743,10 @@ impl Builder<'_> {
         let shell = run.state.shell();
         // Docker 20.10 writes no space between the flag and the hash.
         let chown_text = c.chown.as_ref().map(|o| format!("--chown={o}")).unwrap_or_default();
+        let from_urls = shown.srcs.iter().all(|s| s.starts_with("http://") || s.starts_with("https://"));
         let desc = match (sources.len() + heredoc_srcs.len(), sources.first()) {
+            // The classic builder names a downloaded file by its hash alone.
+            (1, Some(_)) if from_urls => sum.clone(),
             (1, Some(s)) if tree.entry(s, true).map(|e| e.kind == crate::context::Kind::Dir).unwrap_or(false) => {
                 format!("dir:{sum}")
             }
@@ -718,7 +757,7 @@ impl Builder<'_> {
         let nop = history::legacy_nop_cmd(&shell, &legacy_text, true);
         let created_by = match flavor {
             Flavor::Legacy => nop.join(" "),
-            Flavor::BuildKit => format!("{name} {} {} # buildkit", copy_sources_text(c), c.dest),
+            Flavor::BuildKit => format!("{name} {} {} # buildkit", copy_sources_text(shown), c.dest),
         };
         let key = key_of(&[
             "copy",
@@ -751,7 +790,7 @@ impl Builder<'_> {
                     Some(spec) => Some(chown_ids(&root, spec)?),
                     None => None,
                 };
-                let o = CopyOptions { owner, chmod, extract: add };
+                let o = CopyOptions { owner, chmod, extract };
                 // Files go straight into the layer's own directory where the
                 // driver has one (resolved through the mount).
                 let upper = match self.store.driver().upper_dir(&layer)? {
@@ -954,7 +993,11 @@ impl Builder<'_> {
             init_layer: Some(init),
             created: strata_store::config::format_time(chrono::Utc::now()),
             command: words.to_vec(),
-            labels: BTreeMap::from([("strata.build".to_string(), "step".to_string())]),
+            labels: BTreeMap::from([
+                ("strata.build".to_string(), "step".to_string()),
+                // Which build made it: an interrupted build removes its own.
+                ("strata.build.pid".to_string(), std::process::id().to_string()),
+            ]),
         };
         let rc = RunConfig {
             entrypoint: Some(String::new()),
@@ -1028,6 +1071,31 @@ impl Builder<'_> {
         state.commit(self.store, flavor, Some(&nop))?;
         Ok(())
     }
+}
+
+/// Fetch `url` into `dir` as Docker's ADD does: named after the URL's last
+/// path component, mode 0600, mtime from `Last-Modified` when given.
+/// Returns the file name.
+fn download(url: &str, dir: &std::path::Path) -> Result<String, Error> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let name =
+        path.rsplit('/').next().filter(|n| !n.is_empty() && *n != "." && *n != "..").unwrap_or("download").to_string();
+    let resp = ureq::get(url).call().map_err(|e| Error::Source(format!("failed to GET {url}: {e}")))?;
+    let modified = resp
+        .headers()
+        .get("last-modified")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok());
+    let target = dir.join(&name);
+    let mut f = std::fs::File::create(&target).map_err(|e| Error::io("create", &target, e))?;
+    std::io::copy(&mut resp.into_body().into_reader(), &mut f)
+        .map_err(|e| Error::Source(format!("failed to GET {url}: {e}")))?;
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::io("chmod", &target, e))?;
+    if let Some(t) = modified {
+        let _ = f.set_modified(std::time::SystemTime::from(t));
+    }
+    Ok(name)
 }
 
 /// The sources of a COPY/ADD as written: paths, then heredocs as `<<NAME`.

@@ -82,6 +82,18 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// A store with the busybox image (None, with a note, when not root:
+/// containers need root here).
+fn busybox_store() -> Option<Strata> {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return None;
+    }
+    let s = Strata::new();
+    s.busybox();
+    Some(s)
+}
+
 /// The first line of stderr without the program's own prefix, and with
 /// the containerd layer of Docker's message (which strata does not have)
 /// taken out.
@@ -136,12 +148,7 @@ const CASES: &[Case] = &[
 /// line and the exit status agree.
 #[test]
 fn run_matches_docker() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root");
-        return;
-    }
-    let s = Strata::new();
-    s.busybox();
+    let Some(s) = busybox_store() else { return };
     let d = Dockerd::start(&s.dir.path().join("dockerd"), "vfs");
     let tar = busybox_tar(s.dir.path());
     d.ok(&["import", tar.to_str().unwrap(), "busybox:latest"]);
@@ -200,12 +207,7 @@ fn status_word(status: &str) -> String {
 /// start -a re-running the command on the same layer, ps statuses, rm -f.
 #[test]
 fn lifecycle_matches_docker() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root");
-        return;
-    }
-    let s = Strata::new();
-    s.busybox();
+    let Some(s) = busybox_store() else { return };
     let d = Dockerd::start(&s.dir.path().join("dockerd"), "vfs");
     let tar = busybox_tar(s.dir.path());
     d.ok(&["import", tar.to_str().unwrap(), "busybox:latest"]);
@@ -334,12 +336,7 @@ fn lifecycle_matches_docker() {
 /// show in diff, commit or export.
 #[test]
 fn run_diff_commit_run() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root");
-        return;
-    }
-    let s = Strata::new();
-    s.busybox();
+    let Some(s) = busybox_store() else { return };
     s.ok(&[
         "run",
         "--name",
@@ -384,12 +381,7 @@ fn run_diff_commit_run() {
 #[test]
 fn published_ports_are_answered_from_the_host() {
     use std::io::{Read, Write};
-    if !is_root() {
-        eprintln!("SKIPPED: needs root");
-        return;
-    }
-    let s = Strata::new();
-    s.busybox();
+    let Some(s) = busybox_store() else { return };
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
     drop(free);
@@ -422,12 +414,7 @@ fn published_ports_are_answered_from_the_host() {
 /// leaves it running.
 #[test]
 fn volumes_and_commit_of_a_running_container() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root");
-        return;
-    }
-    let s = Strata::new();
-    s.busybox();
+    let Some(s) = busybox_store() else { return };
     let listed =
         s.ok(&["run", "--rm", "-v", "data:/bin", "busybox", "sh", "-c", "ls /bin | wc -l; echo kept > /bin/mark"]);
     assert!(listed.trim().parse::<u32>().unwrap() > 100, "the volume was filled from the image's /bin");
@@ -445,7 +432,9 @@ fn volumes_and_commit_of_a_running_container() {
     assert_eq!(s.ok(&["volume", "rm", "data"]), "data\n");
     assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
 
-    // commit -p of a running container: a consistent layer, and it runs on.
+    // commit -p of a running container: a consistent layer (the writer
+    // replaces the file atomically; the freeze keeps the commit from seeing
+    // a rename half done), and it runs on.
     s.ok(&[
         "run",
         "-d",
@@ -454,7 +443,7 @@ fn volumes_and_commit_of_a_running_container() {
         "busybox",
         "sh",
         "-c",
-        "i=0; while :; do i=$((i+1)); echo $i > /counter; done",
+        "i=0; while :; do i=$((i+1)); echo $i > /c.tmp && mv /c.tmp /counter; done",
     ]);
     wait_until("the counter", || s.run_with(&["exec", "live", "cat", "/counter"], None).status.success());
     s.ok(&["commit", "live", "live:1"]);
@@ -469,12 +458,7 @@ fn volumes_and_commit_of_a_running_container() {
 /// cleans up, nothing stays mounted.
 #[test]
 fn faults_leave_nothing_behind() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root");
-        return;
-    }
-    let s = Strata::new();
-    s.busybox();
+    let Some(s) = busybox_store() else { return };
     let state = |name: &str| -> PathBuf {
         let id = s.ok(&["ps", "-aq", "--no-trunc", "--filter", &format!("name={name}")]);
         s.dir.path().join("root/containers").join(id.trim()).join("state.json")
@@ -529,5 +513,88 @@ fn faults_leave_nothing_behind() {
     assert_eq!(s.ok(&["rm", "-f", "busy"]), "busy\n");
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert!(s.ok(&["ps", "-aq"]).is_empty());
+    assert!(s.mounts_under_store().is_empty(), "{:?}", s.mounts_under_store());
+}
+
+/// The other verbs of a container's life: attach, pause/unpause, top,
+/// rename, restart, logs -f/--since/-t, exec -d, ps -n/-l/-s, container
+/// prune, and inspect's State/Config/HostConfig.
+#[test]
+fn other_lifecycle_verbs() {
+    let Some(s) = busybox_store() else { return };
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "-e",
+        "K=V",
+        "--label",
+        "l=1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; i=0; while :; do i=$((i+1)); echo tick$i; sleep 0.1; done",
+    ]);
+    wait_until("output", || s.ok(&["logs", "ticker"]).contains("tick2"));
+
+    // attach sees the output that follows, and ends with the container.
+    let attach = s.cmd(&["attach", "ticker"]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+
+    // pause freezes (ps says Paused, no new output), unpause thaws.
+    s.ok(&["pause", "ticker"]);
+    assert!(s.ok(&["ps", "--format", "{{.Status}}"]).contains("(Paused)"));
+    let frozen = s.ok(&["logs", "ticker"]).lines().count();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(s.ok(&["logs", "ticker"]).lines().count(), frozen, "no output while paused");
+    let o = s.run_with(&["exec", "ticker", "true"], None);
+    assert!(!o.status.success(), "exec into a paused container is refused");
+    s.ok(&["unpause", "ticker"]);
+    wait_until("output after unpause", || s.ok(&["logs", "ticker"]).lines().count() > frozen);
+
+    // top lists the container's processes; exec -d starts one in the background.
+    assert!(s.ok(&["top", "ticker"]).contains("while"));
+    s.ok(&["exec", "-d", "ticker", "sh", "-c", "echo detached > /tmp/d"]);
+    wait_until("exec -d", || s.run_with(&["exec", "ticker", "cat", "/tmp/d"], None).stdout == b"detached\n");
+
+    // rename keeps the container; inspect reports the new name and settings.
+    s.ok(&["rename", "ticker", "ticker2"]);
+    let doc: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "ticker2"])).unwrap();
+    assert_eq!(doc[0]["Name"], "/ticker2");
+    assert_eq!(doc[0]["State"]["Status"], "running");
+    assert!(doc[0]["State"]["Pid"].as_i64().unwrap() > 0);
+    assert!(doc[0]["Config"]["Env"].as_array().unwrap().contains(&serde_json::json!("K=V")));
+    assert_eq!(doc[0]["Config"]["Labels"]["l"], "1");
+    assert_eq!(doc[0]["HostConfig"]["NetworkMode"], "none");
+    assert_eq!(s.ok(&["inspect", "--type", "container", "-f", "{{.State.Running}}", "ticker2"]), "true\n");
+
+    // logs -t prefixes times; --since in the future shows nothing; --tail.
+    let line = s.ok(&["logs", "-t", "--tail", "1", "ticker2"]);
+    assert!(line.starts_with("20") && line.contains("Z tick"), "{line:?}");
+    assert_eq!(s.ok(&["logs", "--since", "2100-01-01T00:00:00Z", "ticker2"]), "");
+
+    // restart runs the command again on the same layer.
+    s.ok(&["restart", "-t", "2", "ticker2"]);
+    wait_until("the restarted run", || s.ok(&["logs", "ticker2"]).matches("tick1\n").count() >= 2);
+
+    // stop ends the attach with the container's status.
+    s.ok(&["stop", "ticker2"]);
+    let out = attach.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tick"), "attach saw output");
+
+    // logs -f of a stopped container prints everything and returns.
+    assert!(s.ok(&["logs", "-f", "ticker2"]).contains("tick1"));
+
+    // ps -n / -l / -s.
+    s.ok(&["create", "--name", "newest", "busybox", "true"]);
+    assert_eq!(s.ok(&["ps", "-l", "--format", "{{.Names}}"]), "newest\n");
+    assert_eq!(s.ok(&["ps", "-n", "2", "--format", "{{.Names}}"]), "newest\nticker2\n");
+    assert!(s.ok(&["ps", "-as", "--format", "{{.Size}}"]).contains("(virtual"));
+
+    // container prune removes what is stopped.
+    let pruned = s.ok(&["container", "prune", "-f"]);
+    assert!(pruned.starts_with("Deleted Containers:"), "{pruned}");
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
     assert!(s.mounts_under_store().is_empty(), "{:?}", s.mounts_under_store());
 }

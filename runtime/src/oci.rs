@@ -241,9 +241,8 @@ impl OciRuntime for Runc {
     fn ps_command(&self, id: &str, ps_args: &[String]) -> Command {
         let mut c = Command::new(&self.binary);
         c.arg("--root").arg(&self.root).arg("ps").arg(id);
-        if !ps_args.is_empty() {
-            c.arg("--").args(ps_args);
-        }
+        // runc stops reading its own flags at the container ID.
+        c.args(ps_args);
         c
     }
 }

@@ -181,6 +181,7 @@ pub fn run(s: &Settings, a: BuildArgs) -> Result<()> {
         }
     };
     let _ = std::io::stdout().is_terminal();
+    interrupt_cleans_up(s);
     match executor::build(&store, &ctx, &opts, progress.as_mut(), &resolve) {
         Ok(id) => {
             if let Some(p) = &a.iidfile {
@@ -221,6 +222,33 @@ pub fn run(s: &Settings, a: BuildArgs) -> Result<()> {
             Err(Exit(code).into())
         }
     }
+}
+
+/// Ctrl-C (or TERM) during a build: the step containers this build runs
+/// are killed and removed before exiting 130, so nothing is left behind
+/// but the finished steps (kept as cache).
+fn interrupt_cleans_up(s: &Settings) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut sigs) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else { return };
+    let (root, driver) = (s.root.clone(), s.driver.clone());
+    let me = std::process::id().to_string();
+    std::thread::spawn(move || {
+        if sigs.forever().next().is_some() {
+            if let Ok(store) = strata_store::Store::open(&root, &driver) {
+                let table = strata_store::containers::Containers::new(store.root());
+                for c in table.list().unwrap_or_default() {
+                    if c.labels.get("strata.build.pid") == Some(&me) {
+                        let _ = strata_runtime::container::force_stop(&store, &c);
+                        if let Ok(_l) = store.lock(true) {
+                            let _ = strata_runtime::container::remove(&store, &c);
+                        }
+                    }
+                }
+            }
+            eprintln!("ERROR: the build was interrupted");
+            std::process::exit(130);
+        }
+    });
 }
 
 /// `builder prune`: forget every cached step (the images stay until pruned).

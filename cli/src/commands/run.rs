@@ -229,7 +229,11 @@ fn image_for(s: &Settings, image: &str, pull: &str) -> Result<strata_store::Dige
     if let Some(id) = found {
         return Ok(id);
     }
-    let name = strata_store::Reference::parse(image)?.to_string();
+    let mut r = strata_store::Reference::parse(image)?;
+    if r.tag.is_none() && r.digest.is_none() {
+        r.tag = Some("latest".into());
+    }
+    let name = r.to_string();
     if pull == "never" {
         bail!("Error response from daemon: No such image: {name}");
     }
