@@ -598,3 +598,33 @@ fn other_lifecycle_verbs() {
     assert_eq!(s.ok(&["ps", "-aq"]), "");
     assert!(s.mounts_under_store().is_empty(), "{:?}", s.mounts_under_store());
 }
+
+/// The CLI of an attached `run`: SIGINT goes to the container (sig-proxy),
+/// whose exit status becomes the CLI's; a CLI killed with -9 leaves the
+/// container running under its monitor, and `rm -f` cleans up.
+#[test]
+fn signals_and_a_killed_cli() {
+    let Some(s) = busybox_store() else { return };
+    let mut c = s.cmd(&["run", "--name", "trapint", "busybox", "sh", "-c", "trap 'echo got INT; exit 5' INT; echo ready; while :; do sleep 0.05; done"]);
+    let mut child = c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let logs = |name: &str| String::from_utf8_lossy(&s.run_with(&["logs", name], None).stdout).into_owned();
+    wait_until("ready", || logs("trapint").contains("ready"));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert_eq!(status.code(), Some(5), "the container's status: {out}");
+    assert!(out.contains("got INT"), "{out}");
+    assert_eq!(s.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "trapint"]), "exited 5\n");
+
+    let mut c = s.cmd(&["run", "--name", "orphaned", "busybox", "sh", "-c", "echo up; sleep 100"]);
+    let mut child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("running", || logs("orphaned").contains("up"));
+    Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(s.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]).contains("orphaned Up"), "runs on without its CLI");
+    assert_eq!(s.ok(&["exec", "orphaned", "echo", "still"]), "still\n");
+    s.ok(&["rm", "-f", "orphaned", "trapint"]);
+    assert!(s.mounts_under_store().is_empty(), "{:?}", s.mounts_under_store());
+}
