@@ -605,7 +605,15 @@ fn other_lifecycle_verbs() {
 #[test]
 fn signals_and_a_killed_cli() {
     let Some(s) = busybox_store() else { return };
-    let mut c = s.cmd(&["run", "--name", "trapint", "busybox", "sh", "-c", "trap 'echo got INT; exit 5' INT; echo ready; while :; do sleep 0.05; done"]);
+    let mut c = s.cmd(&[
+        "run",
+        "--name",
+        "trapint",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got INT; exit 5' INT; echo ready; while :; do sleep 0.05; done",
+    ]);
     let mut child = c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let logs = |name: &str| String::from_utf8_lossy(&s.run_with(&["logs", name], None).stdout).into_owned();
     wait_until("ready", || logs("trapint").contains("ready"));
@@ -627,4 +635,60 @@ fn signals_and_a_killed_cli() {
     assert_eq!(s.ok(&["exec", "orphaned", "echo", "still"]), "still\n");
     s.ok(&["rm", "-f", "orphaned", "trapint"]);
     assert!(s.mounts_under_store().is_empty(), "{:?}", s.mounts_under_store());
+}
+
+/// A container that fills its disk: the store on a small ext4 of its own;
+/// the writer gets ENOSPC (exit 1), strata stays usable, and `rm -f` gives
+/// the space back.
+#[test]
+fn a_container_filling_its_disk() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let base = tempfile::Builder::new().prefix("strata-full-").tempdir_in("/var/tmp").unwrap();
+    let img = base.path().join("fs.img");
+    let mnt = base.path().join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let ok =
+        |c: &mut Command| c.stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    fs::File::create(&img).unwrap().set_len(64 << 20).unwrap();
+    if !ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img))
+        || !ok(Command::new("mount").args(["-o", "loop"]).arg(&img).arg(&mnt))
+    {
+        eprintln!("SKIPPED: cannot make a loop ext4 here");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(mnt.clone());
+    let root = mnt.join("root");
+    let strata = |args: &[&str]| -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.arg("--root").arg(&root).args(args);
+        run_with(c, None)
+    };
+    let tar = busybox_tar(base.path());
+    assert!(strata(&["import", tar.to_str().unwrap(), "busybox:latest"]).status.success());
+    let o = strata(&[
+        "run",
+        "--name",
+        "filler",
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/big bs=1M count=200 2>/dev/null; echo dd=$?",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "dd=1\n", "{}", String::from_utf8_lossy(&o.stderr));
+    let free = || rustix::fs::statvfs(&mnt).map(|s| s.f_bavail * s.f_frsize).unwrap();
+    let full = free();
+    let o = strata(&["rm", "-f", "filler"]);
+    assert!(o.status.success(), "rm -f on a full disk: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(free() > full + (20 << 20), "the space came back: {} -> {}", full, free());
+    let o = strata(&["run", "--rm", "busybox", "echo", "usable"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "usable\n", "{}", String::from_utf8_lossy(&o.stderr));
 }
