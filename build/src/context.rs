@@ -420,16 +420,15 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context directory read in place, with its `.dockerignore`
-    /// (`dockerfile`: the Dockerfile's path inside it, always kept).
-    pub fn dir(path: &Path, dockerfile: &str) -> Result<Context, Error> {
-        let ignore = read_ignore(path, dockerfile)?;
+    /// A context directory read in place, with its `.dockerignore`.
+    pub fn dir(path: &Path) -> Result<Context, Error> {
+        let ignore = read_ignore(path)?;
         Ok(Context { tree: Tree::open(path, ignore)?, _tmp: None })
     }
 
     /// A context from a tar stream (plain or gzip), extracted into a
     /// private temporary directory.
-    pub fn tar(r: &mut dyn Read, dockerfile: &str) -> Result<Context, Error> {
+    pub fn tar(r: &mut dyn Read) -> Result<Context, Error> {
         let tmp = tempfile::Builder::new().prefix("strata-context-").tempdir().map_err(Error::from)?;
         let mut head = [0u8; 2];
         let mut r = std::io::BufReader::new(r);
@@ -450,7 +449,7 @@ impl Context {
             // `unpack_in` refuses entries that would land outside the directory.
             e.unpack_in(tmp.path()).map_err(|e| Error::Source(format!("unpack context: {e}")))?;
         }
-        let ignore = read_ignore(tmp.path(), dockerfile)?;
+        let ignore = read_ignore(tmp.path())?;
         Ok(Context { tree: Tree::open(tmp.path(), ignore)?, _tmp: Some(tmp) })
     }
 
@@ -461,15 +460,15 @@ impl Context {
     }
 }
 
-fn read_ignore(dir: &Path, dockerfile: &str) -> Result<DockerIgnore, Error> {
+/// The `.dockerignore` of a context. The Dockerfile is read directly,
+/// whatever the patterns say; COPY does not see it (or .dockerignore)
+/// when they exclude it, as with Docker.
+fn read_ignore(dir: &Path) -> Result<DockerIgnore, Error> {
     let text = match std::fs::read_to_string(dir.join(".dockerignore")) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(Error::io("read", &dir.join(".dockerignore"), e)),
     };
-    // The Dockerfile is read directly, whatever the patterns say; COPY does
-    // not see it (or .dockerignore) when they exclude it, as with Docker.
-    let _ = dockerfile;
     DockerIgnore::parse(&text)
 }
 

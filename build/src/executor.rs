@@ -249,12 +249,12 @@ impl Builder<'_> {
                     .into_iter()
                     .nth(1)
                     .ok_or_else(|| Error::Stage(format!("bad ONBUILD trigger: {t}")))?;
-                self.instruction(&mut run, &inst, true)?;
+                self.instruction(&mut run, &inst)?;
             }
         }
         for inst in &stage.instructions {
             self.n += 1;
-            self.instruction(&mut run, inst, false)?;
+            self.instruction(&mut run, inst)?;
         }
         self.results.insert(i, (run.state, run.scope));
         Ok(())
@@ -295,7 +295,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn instruction(&mut self, run: &mut StageRun, inst: &Instruction, trigger: bool) -> Result<(), Error> {
+    fn instruction(&mut self, run: &mut StageRun, inst: &Instruction) -> Result<(), Error> {
         let kind = inst.kind();
         // History shows an ARG's default expanded (not a --build-arg value).
         let raw = match &inst.command {
@@ -315,7 +315,6 @@ impl Builder<'_> {
         };
         let cmd = run.scope.step(inst, &self.lex)?;
         let text = inst.original.clone();
-        let _ = trigger;
         if makes_layer(kind) {
             run.n += 1;
         }
@@ -369,7 +368,7 @@ impl Builder<'_> {
                 };
                 self.announce(run, &text, &format!("WORKDIR {path}"), true);
                 run.state.runtime_mut().insert("WorkingDir".into(), json!(path));
-                self.workdir_step(run, &path, w)
+                self.workdir_step(run, &path)
             }
             Command::From(_) => Err(Error::Stage("FROM inside a stage".into())),
             _ => {
@@ -575,10 +574,9 @@ impl Builder<'_> {
         Ok(id)
     }
 
-    fn workdir_step(&mut self, run: &mut StageRun, path: &str, raw: &str) -> Result<(), Error> {
+    fn workdir_step(&mut self, run: &mut StageRun, path: &str) -> Result<(), Error> {
         let flavor = self.opts.flavor;
         let shell = run.state.shell();
-        let _ = raw;
         let text = format!("WORKDIR {path}");
         let nop = history::legacy_nop_cmd(&shell, &text, true);
         let created_by = match flavor {

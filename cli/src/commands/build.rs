@@ -4,7 +4,7 @@
 //! stderr (BuildKit); `builder prune` empties the build cache.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
@@ -55,7 +55,7 @@ fn context_and_dockerfile(a: &BuildArgs) -> Result<(Context, String)> {
         std::io::stdin().lock().read_to_end(&mut buf)?;
         if is_tar(&buf) {
             let name = a.file.clone().unwrap_or_else(|| "Dockerfile".into());
-            let ctx = Context::tar(&mut &buf[..], &name)?;
+            let ctx = Context::tar(&mut &buf[..])?;
             let text = read_file(&ctx.tree.path().join(&name))?;
             return Ok((ctx, text));
         }
@@ -64,41 +64,30 @@ fn context_and_dockerfile(a: &BuildArgs) -> Result<(Context, String)> {
     let path = PathBuf::from(&a.context);
     let meta =
         std::fs::metadata(&path).map_err(|_| anyhow!("unable to prepare context: path \"{}\" not found", a.context))?;
-    let dockerfile_text = |ctx_dir: &Path| -> Result<(String, String)> {
+    // The Dockerfile: `-f -` (stdin), `-f PATH` (from the current
+    // directory), else `Dockerfile` (or `dockerfile`) in the context.
+    let dockerfile_text = |ctx_dir: &Path| -> Result<String> {
         match a.file.as_deref() {
             Some("-") => {
                 let mut s = String::new();
                 std::io::stdin().lock().read_to_string(&mut s)?;
-                Ok((s, "Dockerfile".into()))
+                Ok(s)
             }
-            Some(f) => {
-                let p = PathBuf::from(f);
-                let rel = p
-                    .canonicalize()
-                    .ok()
-                    .and_then(|c| {
-                        ctx_dir
-                            .canonicalize()
-                            .ok()
-                            .and_then(|d| c.strip_prefix(d).ok().map(|r| r.to_string_lossy().into_owned()))
-                    })
-                    .unwrap_or_else(|| "Dockerfile".into());
-                Ok((read_file(&p)?, rel))
-            }
+            Some(f) => read_file(Path::new(f)),
             None => {
                 let p = ctx_dir.join("Dockerfile");
                 let p = if p.exists() || !ctx_dir.join("dockerfile").exists() { p } else { ctx_dir.join("dockerfile") };
-                Ok((read_file(&p)?, p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()))
+                read_file(&p)
             }
         }
     };
     if meta.is_dir() {
-        let (text, name) = dockerfile_text(&path)?;
-        return Ok((Context::dir(&path, &name)?, text));
+        let text = dockerfile_text(&path)?;
+        return Ok((Context::dir(&path)?, text));
     }
     let mut f = std::fs::File::open(&path)?;
     let name = a.file.clone().unwrap_or_else(|| "Dockerfile".into());
-    let ctx = Context::tar(&mut f, &name)?;
+    let ctx = Context::tar(&mut f)?;
     let text = read_file(&ctx.tree.path().join(&name))?;
     Ok((ctx, text))
 }
@@ -180,7 +169,6 @@ pub fn run(s: &Settings, a: BuildArgs) -> Result<()> {
             Flavor::BuildKit => Box::new(Plain::new(std::io::stderr(), dockerfile.len())),
         }
     };
-    let _ = std::io::stdout().is_terminal();
     interrupt_cleans_up(s);
     match executor::build(&store, &ctx, &opts, progress.as_mut(), &resolve) {
         Ok(id) => {
@@ -265,7 +253,8 @@ pub fn prune(s: &Settings, a: BuilderPruneArgs) -> Result<()> {
     let store = s.store()?;
     let _l = store.lock(true)?;
     strata_store::buildcache::BuildCache::new(store.root()).clear()?;
-    let _ = a.all;
+    // Every cache record is unused once the index is gone: `-a` changes nothing.
+    let _all = a.all;
     // The untagged steps of BuildKit-style builds (every one: with the
     // cache index gone nothing refers to them).
     let repos = store.repositories()?;
