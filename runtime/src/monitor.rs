@@ -84,8 +84,18 @@ fn run(root: &Path, driver: &str, id: &str) -> Result<()> {
     st.save(&d)?;
 
     let listener = attach::listen(&d)?;
-    // The caller that spawned us connects first; we start once it has.
-    let first = accept_timeout(&listener, Duration::from_secs(30))?;
+    // The caller that spawned us connects first; we start once it has. A
+    // caller that died before connecting leaves nothing mounted.
+    let first = match accept_timeout(&listener, Duration::from_secs(30)) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = store.driver().unmount(&c.layer);
+            st.monitor_pid = 0;
+            st.error = "the command that started the container went away before it started".into();
+            let _ = st.save(&d);
+            return Err(e);
+        }
+    };
 
     let log_path = logs::log_path(&d, &c.id);
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).at("open", &log_path)?;
