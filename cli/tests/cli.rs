@@ -819,3 +819,34 @@ fn dependency_direction() {
     }
     assert!(checked >= 5, "only {checked} internal dependencies seen");
 }
+
+/// Pipes between strata commands on one store: `save | load` and
+/// `export | import -` finish (they used to wait forever on the store lock).
+#[test]
+fn pipes_between_commands_on_one_store() {
+    let e = Env::new("vfs");
+    e.load("min/ia-layered.min.tar");
+    let pipe = |left: &[&str], right: &[&str]| -> Output {
+        let mut l = e.cmd(left).stdout(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap();
+        let out = l.stdout.take().unwrap();
+        let r = e.cmd(right).stdin(Stdio::from(out)).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(r.wait_with_output());
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the pipe finished").unwrap();
+        assert!(l.wait().unwrap().success());
+        got
+    };
+    let o = pipe(&["save", "ia/layered:1"], &["load"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "Loaded image: ia/layered:1\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    e.ok(&["create", "--name", "src", "ia/layered:1"]);
+    let o = pipe(&["export", "src"], &["import", "-", "ia/flat:1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(e.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).contains("ia/flat:1"));
+}

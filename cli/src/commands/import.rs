@@ -19,7 +19,10 @@ pub fn run(s: &Settings, a: ImportArgs) -> Result<()> {
         let resp = ureq::get(&a.source).call().map_err(|e| anyhow::anyhow!("Get {:?}: {e}", a.source))?;
         Box::new(resp.into_body().into_reader())
     } else if a.source == "-" {
-        Box::new(std::io::stdin().lock())
+        // Read to the end before taking the store's lock (`strata export C |
+        // strata import - …` on one store).
+        // (The open handle reads on after the temporary name is gone.)
+        Box::new(crate::commands::spool::stdin(&s.root)?.reopen().context("spooled input")?)
     } else {
         Box::new(File::open(&a.source).with_context(|| format!("open {}", a.source))?)
     };

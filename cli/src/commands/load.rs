@@ -13,6 +13,12 @@ use crate::settings::Settings;
 /// Load images from `-i FILE|DIR` or stdin and print Docker's lines.
 pub fn run(s: &Settings, a: LoadArgs) -> Result<()> {
     let store = s.store()?;
+    // Read stdin to its end before taking the store's lock, so that
+    // `strata save … | strata load` on one store cannot wait on itself.
+    let spooled = match &a.input {
+        None => Some(crate::commands::spool::stdin(store.root())?),
+        Some(_) => None,
+    };
     let _lock = store.lock(true)?;
     let mut p = Printer::stdout();
     // On a terminal, one line per layer with a bar (Docker's "Loading layer").
@@ -29,7 +35,10 @@ pub fn run(s: &Settings, a: LoadArgs) -> Result<()> {
             let f = File::open(path).with_context(|| format!("open {}", path.display()))?;
             load_stream(&store, f, &mut progress)?
         }
-        None => load_stream(&store, std::io::stdin().lock(), &mut progress)?,
+        None => {
+            let f = spooled.as_ref().map(|t| t.reopen()).transpose()?.context("spooled input")?;
+            load_stream(&store, f, &mut progress)?
+        }
     };
     bars.finish();
     for e in events {

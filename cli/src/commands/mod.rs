@@ -21,6 +21,7 @@ mod registry;
 mod rmi;
 mod run;
 mod save;
+mod spool;
 mod system_df;
 mod system_info;
 mod tag;
