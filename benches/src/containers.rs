@@ -232,6 +232,16 @@ fn context(s: &Settings) -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// `base`, then `--no-cache` for a cold build, then the context.
+fn build_args<'a>(base: &[&'a str], no_cache: bool, ctx: &'a str) -> Vec<&'a str> {
+    let mut a = base.to_vec();
+    if no_cache {
+        a.push("--no-cache");
+    }
+    a.push(ctx);
+    a
+}
+
 fn build_rows(s: &Settings, t: &Tools, rows: &mut Vec<PairRow>) {
     let ctx = match context(s) {
         Ok(c) => c,
@@ -247,11 +257,7 @@ fn build_rows(s: &Settings, t: &Tools, rows: &mut Vec<PairRow>) {
         (
             "strata (buildkit style)",
             Box::new(|nc: bool| {
-                let mut a = vec!["build", "-q", "--builder", "buildkit", "-t", "bench-build"];
-                if nc {
-                    a.push("--no-cache");
-                }
-                a.push(&ctx_s);
+                let a = build_args(&["build", "-q", "--builder", "buildkit", "-t", "bench-build"], nc, &ctx_s);
                 t.strata(&a)
             }),
             Box::new(|| {
@@ -262,11 +268,7 @@ fn build_rows(s: &Settings, t: &Tools, rows: &mut Vec<PairRow>) {
         (
             "strata (classic style)",
             Box::new(|nc: bool| {
-                let mut a = vec!["build", "-q", "--builder", "legacy", "-t", "bench-build"];
-                if nc {
-                    a.push("--no-cache");
-                }
-                a.push(&ctx_s);
+                let a = build_args(&["build", "-q", "--builder", "legacy", "-t", "bench-build"], nc, &ctx_s);
                 t.strata(&a)
             }),
             Box::new(|| {
@@ -276,11 +278,7 @@ fn build_rows(s: &Settings, t: &Tools, rows: &mut Vec<PairRow>) {
         (
             "docker classic",
             Box::new(|nc: bool| {
-                let mut a = vec!["build", "-q", "-t", "bench-build"];
-                if nc {
-                    a.push("--no-cache");
-                }
-                a.push(&ctx_s);
+                let a = build_args(&["build", "-q", "-t", "bench-build"], nc, &ctx_s);
                 t.docker(&a).map(|mut c| {
                     c.env("DOCKER_BUILDKIT", "0");
                     c
@@ -294,11 +292,7 @@ fn build_rows(s: &Settings, t: &Tools, rows: &mut Vec<PairRow>) {
         (
             "docker buildkit",
             Box::new(|nc: bool| {
-                let mut a = vec!["build", "-q", "--network", "none", "-t", "bench-build"];
-                if nc {
-                    a.push("--no-cache");
-                }
-                a.push(&ctx_s);
+                let a = build_args(&["build", "-q", "--network", "none", "-t", "bench-build"], nc, &ctx_s);
                 t.docker(&a).map(|mut c| {
                     c.env("DOCKER_BUILDKIT", "1");
                     c

@@ -157,17 +157,7 @@ pub fn clean_rel(p: &str) -> Option<String> {
 /// Clean a source path lexically as BuildKit does: `..` at the root stays
 /// at the root (so nothing above the context is ever named).
 pub fn clamp_rel(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out.join("/")
+    strata_store::archive::normalize(p)
 }
 
 fn has_glob(p: &str) -> bool {
@@ -220,32 +210,8 @@ impl Tree {
     /// The metadata of `rel` (`follow`: of a final symlink's target).
     pub fn entry(&self, rel: &str, follow: bool) -> rustix::io::Result<Entry> {
         let fd = self.open_rel(rel, OFlags::PATH, follow)?;
-        let st = rustix::fs::fstat(&fd)?;
-        let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
-        let kind = match ft {
-            rustix::fs::FileType::Directory => Kind::Dir,
-            rustix::fs::FileType::RegularFile => Kind::File,
-            rustix::fs::FileType::Symlink => Kind::Symlink,
-            _ => Kind::Other,
-        };
-        let target = if kind == Kind::Symlink {
-            Some(rustix::fs::readlinkat(&fd, "", Vec::new())?.to_string_lossy().into_owned())
-        } else {
-            None
-        };
-        Ok(Entry {
-            rel: rel.to_string(),
-            kind,
-            mode: st.st_mode & 0o7777,
-            uid: st.st_uid,
-            gid: st.st_gid,
-            size: st.st_size as u64,
-            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
-            target,
-            dev: st.st_dev,
-            ino: st.st_ino,
-            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
-        })
+        // The opened object itself: an empty name with AT_EMPTY_PATH.
+        entry_at(&fd, "", rel)
     }
 
     /// The names in directory `rel`, sorted, without excluded ones.
@@ -253,8 +219,13 @@ impl Tree {
         let fd = self
             .open_rel(rel, OFlags::RDONLY | OFlags::DIRECTORY, true)
             .map_err(|e| Error::io("open", &self.path.join(rel), e))?;
+        self.names_in(&fd, rel)
+    }
+
+    /// The names in the open directory `fd` (which is `rel`), as [`Tree::children`].
+    fn names_in(&self, fd: &OwnedFd, rel: &str) -> Result<Vec<String>, Error> {
         let mut names = Vec::new();
-        let mut dir = rustix::fs::Dir::read_from(&fd).map_err(|e| Error::io("read", &self.path.join(rel), e))?;
+        let mut dir = rustix::fs::Dir::read_from(fd).map_err(|e| Error::io("read", &self.path.join(rel), e))?;
         for e in dir.by_ref() {
             let e = e.map_err(|e| Error::io("read", &self.path.join(rel), e))?;
             let n = e.file_name().to_string_lossy().into_owned();
@@ -279,7 +250,7 @@ impl Tree {
         let dir = self
             .open_rel(rel, OFlags::RDONLY | OFlags::DIRECTORY, true)
             .map_err(|e| Error::io("open", &self.path.join(rel), e))?;
-        for n in self.children(rel)? {
+        for n in self.names_in(&dir, rel)? {
             let child = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
             let e = entry_at(&dir, &n, &child).map_err(|e| Error::io("stat", &self.path.join(&child), e))?;
             if self.excluded(&child) {
@@ -383,8 +354,9 @@ impl Tree {
 
 /// The entry `name` of the open directory `dir` (not following a link),
 /// recorded as `rel`.
+/// An empty `name` means `dir` itself (`AT_EMPTY_PATH`).
 fn entry_at(dir: &OwnedFd, name: &str, rel: &str) -> rustix::io::Result<Entry> {
-    let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+    let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW | rustix::fs::AtFlags::EMPTY_PATH)?;
     let kind = match rustix::fs::FileType::from_raw_mode(st.st_mode) {
         rustix::fs::FileType::Directory => Kind::Dir,
         rustix::fs::FileType::RegularFile => Kind::File,
@@ -426,22 +398,11 @@ impl Context {
         Ok(Context { tree: Tree::open(path, ignore)?, _tmp: None })
     }
 
-    /// A context from a tar stream (plain or gzip), extracted into a
+    /// A context from a tar stream (plain, gzip or zstd), extracted into a
     /// private temporary directory.
     pub fn tar(r: &mut dyn Read) -> Result<Context, Error> {
         let tmp = tempfile::Builder::new().prefix("strata-context-").tempdir().map_err(Error::from)?;
-        let mut head = [0u8; 2];
-        let mut r = std::io::BufReader::new(r);
-        let n = {
-            use std::io::BufRead;
-            let b = r.fill_buf()?;
-            let n = b.len().min(2);
-            head[..n].copy_from_slice(&b[..n]);
-            n
-        };
-        let reader: Box<dyn Read> =
-            if n == 2 && head == [0x1f, 0x8b] { Box::new(flate2::read::MultiGzDecoder::new(r)) } else { Box::new(r) };
-        let mut a = tar::Archive::new(reader);
+        let mut a = tar::Archive::new(strata_store::archive::decompress(r)?);
         a.set_preserve_permissions(true);
         a.set_overwrite(true);
         for e in a.entries().map_err(|e| Error::Source(format!("read context tar: {e}")))? {

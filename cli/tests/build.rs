@@ -746,3 +746,34 @@ fn interrupted_build_leaves_nothing() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CACHED"));
 }
+
+/// Docker's layer limit: a classic-style build past 125 layers fails with
+/// Docker's `max depth exceeded`; a BuildKit-style one warns and makes an
+/// image that strata runs (Docker could not).
+#[test]
+fn layer_limit() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let (s, work) = strata_with_busybox();
+    let dir = work.join("deep");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("f"), "f").unwrap();
+    // busybox's one layer and 125 more.
+    let df: String =
+        std::iter::once("FROM busybox\n".to_string()).chain((1..=125).map(|i| format!("COPY f /f{i}\n"))).collect();
+    fs::write(dir.join("Dockerfile"), df).unwrap();
+    let o = run_with(s.cmd(&["build", "--builder", "legacy", "-t", "deep:legacy", dir.to_str().unwrap()]), None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("max depth exceeded"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run_with(s.cmd(&["build", "-q", "--builder", "buildkit", "-t", "deep:bk", dir.to_str().unwrap()]), None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("more than 125 layers"));
+    assert_eq!(s.ok(&["inspect", "-f", "{{len .RootFS.Layers}}", "deep:bk"]), "126\n");
+    assert_eq!(s.ok(&["run", "--rm", "deep:bk", "cat", "/f125"]), "f");
+}

@@ -457,29 +457,30 @@ pub fn exec_command(store: &Store, c: &Container, e: &ExecSettings, detach: bool
         p["capabilities"] = serde_json::json!({"bounding": all, "effective": all, "permitted": all});
     }
     let bytes = serde_json::to_vec(&p).map_err(|source| Error::Json { what: "process".into(), source })?;
-    let process = tempfile_path::write(&d, "exec-", &bytes)?;
-    let log = tempfile_path::write(&d, "exec-log-", b"")?;
+    let temp = |prefix: &str, bytes: &[u8]| -> Result<tempfile::TempPath> {
+        let mut f = tempfile::Builder::new().prefix(prefix).suffix(".json").tempfile_in(&d).at("create in", &d)?;
+        std::io::Write::write_all(&mut f, bytes).at("write", f.path())?;
+        Ok(f.into_temp_path())
+    };
+    let process = temp("exec-", &bytes)?;
+    let log = temp("exec-log-", b"")?;
     let rt = runtime_for(store, c, &run)?;
-    let mut cmd = rt.exec_command(&c.id, process.path(), e.tty, detach);
     // The runtime's own errors go to the log, the command's to our stderr.
-    let args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_os_string()).collect();
-    let mut with_log = Command::new(cmd.get_program());
-    with_log.arg("--log").arg(log.path()).arg("--log-format").arg("json").args(args);
-    cmd = with_log;
+    let cmd = rt.exec_command(&c.id, &process, &log, e.tty, detach);
     Ok((cmd, ExecFiles { _process: process, log }))
 }
 
 /// The files of one `exec`, removed when dropped.
 pub struct ExecFiles {
-    _process: tempfile_path::TempPath,
-    log: tempfile_path::TempPath,
+    _process: tempfile::TempPath,
+    log: tempfile::TempPath,
 }
 
 impl ExecFiles {
     /// The runtime's error, if it logged one (the command never ran), with
     /// Docker's exit status for it.
     pub fn runtime_error(&self) -> Option<(u8, String)> {
-        let text = std::fs::read_to_string(self.log.path()).ok()?;
+        let text = std::fs::read_to_string(&self.log).ok()?;
         let msg = text
             .lines()
             .rev()
@@ -487,36 +488,5 @@ impl ExecFiles {
             .find(|v| v["level"] == "error")
             .and_then(|v| v["msg"].as_str().map(str::to_string))?;
         Some((126, msg))
-    }
-}
-
-/// A file removed when dropped (exec process files).
-pub mod tempfile_path {
-    use std::path::{Path, PathBuf};
-
-    use crate::error::{IoContext, Result};
-
-    /// The owner of a temporary file's path.
-    pub struct TempPath(PathBuf);
-
-    impl TempPath {
-        /// Its path.
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
-    /// Write `bytes` to a new file named `<prefix><random>.json` in `dir`.
-    pub fn write(dir: &Path, prefix: &str, bytes: &[u8]) -> Result<TempPath> {
-        let name = format!("{prefix}{}.json", strata_store::layers::new_cache_id());
-        let p = dir.join(name);
-        std::fs::write(&p, bytes).at("write", &p)?;
-        Ok(TempPath(p))
     }
 }

@@ -16,7 +16,7 @@ use std::io::{IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -294,8 +294,10 @@ fn create_pipes(rt: &impl OciRuntime, id: &str, bundle: &Path, pid_file: &Path, 
 }
 
 fn create_tty(rt: &impl OciRuntime, id: &str, bundle: &Path, pid_file: &Path) -> Result<Io> {
-    let dir = tempfile_dir()?;
-    let sock = dir.join("console.sock");
+    // A short path for the socket (addresses hold 108 bytes), removed on drop.
+    let dir = tempfile::Builder::new().prefix("strata-console-").tempdir().at("create in", &std::env::temp_dir())?;
+    let sock = dir.path().join("console.sock");
+    let created = std::sync::atomic::AtomicBool::new(false);
     let l = UnixListener::bind(&sock).at("listen on", &sock)?;
     l.set_nonblocking(true).ok();
     let result = std::thread::scope(|s| {
@@ -305,7 +307,8 @@ fn create_tty(rt: &impl OciRuntime, id: &str, bundle: &Path, pid_file: &Path) ->
                 match l.accept() {
                     Ok((conn, _)) => return recv_fd(&conn).map(Some),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        if t0.elapsed() > Duration::from_secs(30) || dir_done(&dir) {
+                        if t0.elapsed() > Duration::from_secs(30) || created.load(std::sync::atomic::Ordering::Acquire)
+                        {
                             return Ok(None);
                         }
                         std::thread::sleep(Duration::from_millis(1));
@@ -324,11 +327,11 @@ fn create_tty(rt: &impl OciRuntime, id: &str, bundle: &Path, pid_file: &Path) ->
             CreateIo { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null() },
         );
         // Tell the acceptor to give up if the runtime never connected.
-        let _ = std::fs::write(dir.join("done"), b"");
+        created.store(true, std::sync::atomic::Ordering::Release);
         let fd = h.join().unwrap_or(Ok(None));
         r.and(fd)
     });
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let master = result?.ok_or_else(|| Error::Invalid("the runtime sent no terminal".into()))?;
     let master = Arc::new(master);
     let dup = |f: &OwnedFd| -> Result<std::fs::File> {
@@ -339,16 +342,6 @@ fn create_tty(rt: &impl OciRuntime, id: &str, bundle: &Path, pid_file: &Path) ->
         })
     };
     Ok(Io { stdin: Some(dup(&master)?), outputs: vec![(dup(&master)?, "stdout", attach::STDOUT)], pty: Some(master) })
-}
-
-fn dir_done(dir: &Path) -> bool {
-    dir.join("done").exists()
-}
-
-fn tempfile_dir() -> Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("strata-console-{}", strata_store::layers::new_cache_id()));
-    std::fs::create_dir(&d).at("create", &d)?;
-    Ok(d)
 }
 
 /// Receive one file descriptor sent with SCM_RIGHTS on `conn`.

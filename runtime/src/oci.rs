@@ -55,10 +55,11 @@ pub trait OciRuntime {
     fn pause(&self, id: &str) -> Result<()>;
     /// Thaw them.
     fn resume(&self, id: &str) -> Result<()>;
-    /// A command that runs `process` (an OCI process JSON file) inside `id`;
-    /// the caller chooses its stdio and waits for it (its status is the
-    /// process's).
-    fn exec_command(&self, id: &str, process: &Path, tty: bool, detach: bool) -> Command;
+    /// A command that runs `process` (an OCI process JSON file) inside `id`,
+    /// the runtime's own errors going to `log` (JSON lines) rather than to
+    /// the process's stderr; the caller chooses its stdio and waits for it
+    /// (its status is the process's).
+    fn exec_command(&self, id: &str, process: &Path, log: &Path, tty: bool, detach: bool) -> Command;
     /// A command listing the container's processes (`ps`-style table).
     fn ps_command(&self, id: &str, ps_args: &[String]) -> Command;
 }
@@ -225,9 +226,10 @@ impl OciRuntime for Runc {
         self.run("resume", c)
     }
 
-    fn exec_command(&self, id: &str, process: &Path, tty: bool, detach: bool) -> Command {
+    fn exec_command(&self, id: &str, process: &Path, log: &Path, tty: bool, detach: bool) -> Command {
         let mut c = Command::new(&self.binary);
-        c.arg("--root").arg(&self.root).arg("exec").arg("--process").arg(process);
+        c.arg("--root").arg(&self.root).arg("--log").arg(log).arg("--log-format").arg("json");
+        c.arg("exec").arg("--process").arg(process);
         if tty {
             c.arg("--tty");
         }

@@ -1102,22 +1102,7 @@ mod tests {
             eprintln!("skipping: {DEFAULT_PROFILE} is not installed");
             return;
         }
-        let docker_default = caps(&[
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE",
-        ]);
+        let docker_default = caps(crate::spec::DEFAULT_CAPS);
         let mut privileged = docker_default.clone();
         privileged.extend(caps(&["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_BOOT", "CAP_SYS_TIME"]));
 

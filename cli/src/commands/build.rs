@@ -12,7 +12,7 @@ use strata_build::context::Context;
 use strata_build::executor::{self, BuildOptions};
 use strata_build::progress::{Legacy, Plain, Progress, Quiet};
 use strata_build::scope::Flavor;
-use strata_store::{Digest, Error as StoreError, Reference};
+use strata_store::{Digest, Reference};
 
 use crate::cli::{BuildArgs, BuilderPruneArgs, PullArgs};
 use crate::printer::Printer;
@@ -139,10 +139,7 @@ pub fn run(s: &Settings, a: BuildArgs) -> Result<()> {
     let resolve = |name: &str| -> Result<Digest, strata_build::Error> {
         let local = || -> Option<Digest> {
             let _l = store.lock(false).ok()?;
-            match store.resolve(name) {
-                Ok(id) => Some(id),
-                Err(StoreError::NoSuchImage(_)) | Err(_) => None,
-            }
+            store.resolve(name).ok()
         };
         if !pull {
             if let Some(id) = local() {

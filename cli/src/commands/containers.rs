@@ -11,7 +11,6 @@ use strata_store::{Error, Store};
 use crate::cli::{ContainersArgs, ExportArgs, OneContainerArgs, PsArgs, RmArgs};
 use crate::printer::{self, Printer, Table};
 use crate::settings::Settings;
-use crate::Reported;
 
 const PS_DEFAULT: &str =
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
@@ -316,49 +315,33 @@ pub fn export(s: &Settings, a: ExportArgs) -> Result<()> {
 /// which kills it first).
 pub fn rm(s: &Settings, a: RmArgs) -> Result<()> {
     let store = s.store()?;
-    let mut p = Printer::stdout();
-    let mut failed = false;
-    for key in &a.containers {
-        let r = (|| -> Result<()> {
-            let c = find(&store, key)?;
-            let running = strata_runtime::container::state(&store, &c.id)?.is_running();
-            if running && !a.force {
-                bail!(
-                    "Error response from daemon: You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                    c.id
-                );
-            }
-            if a.force {
-                // Kill the run and let its monitor clean up, without the
-                // store lock (the monitor may need it).
-                strata_runtime::container::force_stop(&store, &c)?;
-            }
-            let _lock = store.lock(true)?;
-            let Ok(c) = find(&store, &c.id) else {
-                // Removed meanwhile (`--rm`).
-                return Ok(());
-            };
-            if store.driver().is_mounted(&c.layer).unwrap_or(false) && !a.force {
-                bail!(
-                    "Error response from daemon: cannot remove container \"/{}\": container is mounted: unmount it or force the removal",
-                    c.name
-                );
-            }
-            strata_runtime::container::remove(&store, &c)?;
-            store.prune_layers()?;
-            Ok(())
-        })();
-        match r {
-            Ok(()) => p.line(key)?,
-            Err(e) => {
-                failed = true;
-                p.flush()?;
-                eprintln!("{}", printer::error_text(&e));
-            }
+    crate::commands::for_each_name(&a.containers, |key| {
+        let c = find(&store, key)?;
+        let running = strata_runtime::container::state(&store, &c.id)?.is_running();
+        if running && !a.force {
+            bail!(
+                "Error response from daemon: You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                c.id
+            );
         }
-    }
-    if failed {
-        return Err(Reported.into());
-    }
-    Ok(())
+        if a.force {
+            // Kill the run and let its monitor clean up, without the
+            // store lock (the monitor may need it).
+            strata_runtime::container::force_stop(&store, &c)?;
+        }
+        let _lock = store.lock(true)?;
+        let Ok(c) = find(&store, &c.id) else {
+            // Removed meanwhile (`--rm`).
+            return Ok(());
+        };
+        if store.driver().is_mounted(&c.layer).unwrap_or(false) && !a.force {
+            bail!(
+                "Error response from daemon: cannot remove container \"/{}\": container is mounted: unmount it or force the removal",
+                c.name
+            );
+        }
+        strata_runtime::container::remove(&store, &c)?;
+        store.prune_layers()?;
+        Ok(())
+    })
 }

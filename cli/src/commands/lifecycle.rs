@@ -12,6 +12,7 @@ use strata_store::Store;
 
 use crate::cli::{ContainerPruneArgs, ContainersArgs, KillArgs, RenameArgs, StopArgs, TopArgs};
 use crate::commands::containers::{find, valid_name};
+use crate::commands::for_each_name;
 use crate::commands::run::{start_container, Follow};
 use crate::printer::{self, Printer};
 use crate::settings::Settings;
@@ -20,27 +21,16 @@ use crate::Reported;
 /// Run `f` on each container named, printing the name on success and
 /// Docker's error line otherwise; fails (exit 1) if any failed.
 fn each(store: &Store, keys: &[String], mut f: impl FnMut(&Container) -> Result<()>) -> Result<()> {
-    let mut p = Printer::stdout();
-    let mut failed = false;
-    for key in keys {
-        match find(store, key).and_then(|c| f(&c)) {
-            Ok(()) => p.line(key)?,
-            Err(e) => {
-                failed = true;
-                p.flush()?;
-                let text = printer::error_text(&e);
-                if text.starts_with("Error response from daemon") {
-                    eprintln!("{text}");
-                } else {
-                    eprintln!("Error response from daemon: {text}");
-                }
+    for_each_name(keys, |key| {
+        find(store, key).and_then(|c| f(&c)).map_err(|e| {
+            let text = printer::error_text(&e);
+            if text.starts_with("Error response from daemon") {
+                anyhow::anyhow!(text)
+            } else {
+                anyhow::anyhow!("Error response from daemon: {text}")
             }
-        }
-    }
-    if failed {
-        return Err(Reported.into());
-    }
-    Ok(())
+        })
+    })
 }
 
 /// `stop`

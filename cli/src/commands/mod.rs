@@ -32,6 +32,29 @@ use anyhow::Result;
 use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 use crate::settings::Settings;
 
+/// Run `f` for each name, printing the name when it succeeds and its error
+/// (Docker's text) when it fails, going on with the rest; fails (exit 1,
+/// errors already printed) if any failed. Docker's per-argument verbs
+/// (`rm`, `stop`, `volume rm`, …) behave this way.
+pub fn for_each_name(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    let mut p = crate::printer::Printer::stdout();
+    let mut failed = false;
+    for n in names {
+        match f(n) {
+            Ok(()) => p.line(n)?,
+            Err(e) => {
+                failed = true;
+                p.flush()?;
+                eprintln!("{}", crate::printer::error_text(&e));
+            }
+        }
+    }
+    if failed {
+        return Err(crate::Reported.into());
+    }
+    Ok(())
+}
+
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let s = Settings::resolve(&cli);

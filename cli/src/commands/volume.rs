@@ -110,35 +110,20 @@ pub fn run(s: &Settings, cmd: VolumeCommand) -> Result<()> {
         }
         VolumeCommand::Rm(a) => {
             let _l = store.lock(true)?;
-            let mut failed = false;
-            for n in &a.volumes {
-                let r = (|| -> Result<()> {
-                    if vols.get(n)?.is_none() {
-                        if a.force {
-                            return Ok(());
-                        }
-                        bail!("Error response from daemon: get {n}: no such volume");
+            crate::commands::for_each_name(&a.volumes, |n| {
+                if vols.get(n)?.is_none() {
+                    if a.force {
+                        return Ok(());
                     }
-                    let u = users(&store, n)?;
-                    if !u.is_empty() {
-                        bail!("Error response from daemon: remove {n}: volume is in use - [{}]", u.join(", "));
-                    }
-                    vols.remove(n)?;
-                    Ok(())
-                })();
-                match r {
-                    Ok(()) => p.line(n)?,
-                    Err(e) => {
-                        failed = true;
-                        p.flush()?;
-                        eprintln!("{}", printer::error_text(&e));
-                    }
+                    bail!("Error response from daemon: get {n}: no such volume");
                 }
-            }
-            if failed {
-                return Err(Reported.into());
-            }
-            Ok(())
+                let u = users(&store, n)?;
+                if !u.is_empty() {
+                    bail!("Error response from daemon: remove {n}: volume is in use - [{}]", u.join(", "));
+                }
+                vols.remove(n)?;
+                Ok(())
+            })
         }
         VolumeCommand::Prune(a) => {
             if !a.force {
