@@ -123,10 +123,7 @@ pub fn build(
     }
     let id = match &state.id {
         Some(id) => id.clone(),
-        None => {
-            let _l = store.lock(true)?;
-            state.commit(store, opts.flavor, None)?
-        }
+        None => state.commit(store, opts.flavor, None)?,
     };
     let names: Vec<String> = opts
         .tags
@@ -140,7 +137,7 @@ pub fn build(
         })
         .collect();
     if !opts.tags.is_empty() {
-        let _l = store.lock(true)?;
+        let _p = store.publish()?;
         let mut repos = store.repositories()?;
         for r in &opts.tags {
             repos.set(r, &id);
@@ -500,10 +497,7 @@ impl Builder<'_> {
         if record {
             st.add_history(&created_by, true, flavor);
         }
-        let id = {
-            let _l = self.store.lock(true)?;
-            st.commit(self.store, flavor, Some(&nop))?
-        };
+        let id = { st.commit(self.store, flavor, Some(&nop))? };
         self.record(&key, &id)?;
         self.progress.done(&id);
         Ok(())
@@ -516,7 +510,6 @@ impl Builder<'_> {
             None => None,
         };
         let id = format!("b-{}", strata_store::layers::new_cache_id());
-        let _l = self.store.lock(true)?;
         self.store.driver().create(&id, parent.as_deref())?;
         Ok(id)
     }
@@ -535,7 +528,6 @@ impl Builder<'_> {
         let t0 = std::time::Instant::now();
         let changed = !self.store.driver().changes(layer)?.is_empty();
         tracing::debug!("publish: changes listed in {:?}", t0.elapsed());
-        let _l = self.store.lock(true)?;
         if changed {
             let scratch = self.store.scratch()?;
             let path = scratch.path().join("layer.tar");
@@ -633,10 +625,7 @@ impl Builder<'_> {
             None => None,
         };
         let id = format!("b-{}", strata_store::layers::new_cache_id());
-        {
-            let _l = self.store.lock(true)?;
-            self.store.driver().create(&id, parent.as_deref())?;
-        }
+        self.store.driver().create(&id, parent.as_deref())?;
         let root = match self.store.driver().mount(&id) {
             Ok(r) => r,
             Err(e) => {
@@ -951,10 +940,7 @@ impl Builder<'_> {
             }
             Err(e) => Err(e),
         };
-        {
-            let _l = self.store.lock(true)?;
-            let _ = ctr::remove(self.store, &c);
-        }
+        let _ = ctr::remove(self.store, &c);
         self.progress.removed(&c.id);
         let id = published?.expect("published");
         self.record(&key, &id)?;
@@ -979,7 +965,6 @@ impl Builder<'_> {
         };
         let layer = format!("c-{}", &id[..32]);
         let init = format!("{layer}-init");
-        let _l = self.store.lock(true)?;
         ctr::make_layers(self.store, &layer, &init, parent.as_deref())?;
         let c = Container {
             id: id.to_string(),
@@ -1065,7 +1050,6 @@ impl Builder<'_> {
         if flavor == Flavor::Legacy {
             state.add_history(&nop.join(" "), true, flavor);
         }
-        let _l = self.store.lock(true)?;
         state.commit(self.store, flavor, Some(&nop))?;
         Ok(())
     }

@@ -46,8 +46,11 @@ impl ImageState {
     }
 
     /// The state of an image in the store; PATH added when it has none.
+    /// The image's layers stay pinned while `store` lives (no `rmi` during
+    /// the build takes them away).
     pub fn from_image(store: &Store, id: &Digest) -> Result<ImageState, Error> {
         let img = store.image(id)?;
+        store.pin_image(&img)?;
         let mut config = match serde_json::from_slice::<Value>(&img.raw) {
             Ok(Value::Object(m)) => m,
             _ => return Err(Error::System(format!("config of image {id} is not an object"))),

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod format;
+mod interrupt;
 mod printer;
 mod settings;
 

@@ -224,10 +224,11 @@ fn run(root: &Path, driver: &str, id: &str) -> Result<()> {
 }
 
 fn remove_self(store: &Store, c: &strata_store::containers::Container) -> Result<()> {
-    let _lock = store.lock(true)?;
+    let lock = store.publish()?;
     // `rm -f` may have removed it already.
     if Containers::new(store.root()).find(&c.id).is_ok() {
         container::remove(store, c)?;
+        drop(lock);
         store.prune_layers()?;
     }
     Ok(())

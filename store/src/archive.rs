@@ -58,12 +58,12 @@ pub struct Archive {
     files: Option<HashMap<String, PathBuf>>,
     /// Symlink members: archive path → target as written.
     links: HashMap<String, String>,
-    _scratch: Option<tempfile::TempDir>,
+    _scratch: Option<crate::locks::Scratch>,
 }
 
 impl Archive {
     /// Unpack the tar stream `r` (compressed or not) into `scratch`.
-    pub fn unpack(r: impl Read, scratch: tempfile::TempDir) -> Result<Archive> {
+    pub fn unpack(r: impl Read, scratch: crate::locks::Scratch) -> Result<Archive> {
         let mut files = HashMap::new();
         let mut links = HashMap::new();
         let mut ar = tar::Archive::new(decompress(r).during("read archive")?);

@@ -28,11 +28,14 @@ pub struct NewImage {
     pub container: Option<String>,
     /// The container's runtime config (commit), replacing the base image's.
     pub runtime_config: Option<Map<String, Value>>,
+    /// The reference to point at the new image (it appears with the image).
+    pub tag: Option<crate::Reference>,
 }
 
 /// Create an image on top of `base` (or from nothing) with `layer_tar` as
 /// its new top layer (None: no new layer, an `empty_layer` history entry).
-/// Returns the new image ID.
+/// Returns the new image ID. The layer is unpacked before the publish lock
+/// is taken; the image and `spec.tag` appear together under it.
 pub fn create_image(
     store: &Store,
     base: Option<&Digest>,
@@ -111,5 +114,10 @@ pub fn create_image(
     let bytes = serde_json::to_vec(&Value::Object(config))
         .map_err(|source| Error::Json { what: "new config".into(), source })?;
     let meta = ImageMeta { added: now, parent: base.cloned(), ..Default::default() };
-    store.add_image(&bytes, meta)
+    let _p = store.publish()?;
+    let id = store.add_image(&bytes, meta)?;
+    if let Some(r) = &spec.tag {
+        store.tag(r, &id)?;
+    }
+    Ok(id)
 }

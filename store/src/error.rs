@@ -74,6 +74,15 @@ pub enum Error {
     /// A registry refused or failed a request (message as Docker words it).
     #[error("{0}")]
     Registry(String),
+    /// A change to a store that cannot be written.
+    #[error("the store at {} cannot be written ({source}): only commands that read it work", root.display())]
+    ReadOnly {
+        /// The store root.
+        root: PathBuf,
+        /// Why (read-only filesystem, permission denied).
+        #[source]
+        source: std::io::Error,
+    },
     /// Anything else the user asked for that cannot be done, in Docker's words.
     #[error("{0}")]
     Invalid(String),

@@ -1,15 +1,13 @@
-//! Crash-safe file writes and the store lock.
+//! Crash-safe file writes.
 //!
 //! Every metadata write is: write a temp file in the same directory, fsync
 //! it, rename it over the target, fsync the directory. A kill -9 at any
 //! point leaves either the old or the new file, never a torn one; stray
 //! temp files (`.tmp-*`) are garbage that readers ignore.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use rustix::fs::{flock, FlockOperation};
+use std::path::Path;
 
 use crate::error::{IoContext, Result};
 
@@ -33,28 +31,6 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to).at("rename into place", to)?;
     sync_dir(to.parent().unwrap_or(Path::new(".")))
-}
-
-/// A held store lock (an flock on `<root>/lock`); released on drop.
-///
-/// Writers take it exclusively for the whole command; readers take it
-/// shared, so they never see a multi-step change half done.
-#[derive(Debug)]
-pub struct StoreLock {
-    _file: File,
-    /// The lock file.
-    pub path: PathBuf,
-}
-
-impl StoreLock {
-    /// Block until the lock is held, shared or exclusive.
-    pub fn acquire(root: &Path, exclusive: bool) -> Result<StoreLock> {
-        let path = root.join("lock");
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).at("open lock", &path)?;
-        let op = if exclusive { FlockOperation::LockExclusive } else { FlockOperation::LockShared };
-        flock(&file, op).map_err(std::io::Error::from).at("lock", &path)?;
-        Ok(StoreLock { _file: file, path })
-    }
 }
 
 #[cfg(test)]

@@ -2,10 +2,14 @@
 //! each layer (diff-id, parent chain-id, size, the driver's cache id, the
 //! tar-split that reproduces its exact tar). Content lives in the driver.
 //!
-//! A layer directory appears by one rename once the driver layer is
-//! complete, so a listed layer is always whole. Driver layers whose
-//! metadata never landed (a kill -9 mid-apply) are garbage, removed by
-//! [`Layers::collect_garbage`].
+//! A layer is staged in `layers/tmp-<cache-id>/` (held by its creator's
+//! lock, see [`crate::locks`]) and appears by one rename once the driver
+//! layer is complete, so a listed layer is always whole. It disappears by
+//! one rename too (`layers/gone-<cache-id>/`) before its content is freed.
+//! Staging and removal left by a dead process are swept by the next
+//! command. Two processes that need the same layer (same chain ID) unpack
+//! it once: the second waits on `layers/creating-<chain-id>`, not on the
+//! store.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -15,7 +19,8 @@ use strata_driver::Driver;
 
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{rename_durable, sync_dir};
+use crate::fsutil::sync_dir;
+use crate::locks::{ObjectLock, Pins};
 
 /// What the store knows about a layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,16 +39,63 @@ pub struct Layer {
     pub tar_size: u64,
 }
 
-/// The layer store (see module doc). Callers hold the store lock for writes.
+/// The layer store (see module doc). Layers it creates or finds for a
+/// writer are pinned in `pins` until the owning store is dropped.
 pub struct Layers<'a> {
     dir: PathBuf,
     driver: &'a dyn Driver,
+    pins: &'a Pins,
+}
+
+/// A layer GC has taken out of the listing (renamed to `gone-*`, still held
+/// exclusively) whose content is yet to be freed.
+pub struct Gone {
+    path: PathBuf,
+    cache_id: String,
+    _held: ObjectLock,
+}
+
+impl Gone {
+    /// Free the driver content, then the metadata. Needs no free space.
+    pub fn free(self, driver: &dyn Driver) -> Result<()> {
+        driver.remove(&self.cache_id)?;
+        fs::remove_dir_all(&self.path).at("remove layer", &self.path)
+    }
 }
 
 impl<'a> Layers<'a> {
     /// The layer store under `root`.
-    pub fn new(root: &Path, driver: &'a dyn Driver) -> Layers<'a> {
-        Layers { dir: root.join("layers"), driver }
+    pub fn new(root: &Path, driver: &'a dyn Driver, pins: &'a Pins) -> Layers<'a> {
+        Layers { dir: root.join("layers"), driver, pins }
+    }
+
+    /// Pin layer `chain` (see [`crate::locks`]); false if it is not stored.
+    pub fn pin(&self, chain: &Digest) -> bool {
+        match ObjectLock::pin(&self.path(chain)) {
+            Some(l) => {
+                self.pins.hold(l);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Take `layer` out of the listing if nobody pins it (GC; the caller
+    /// holds the publish lock). `None` if it is pinned or already gone.
+    pub fn unlist(&self, layer: &Layer) -> Result<Option<Gone>> {
+        let dir = self.path(&layer.chain_id);
+        let Some(held) = ObjectLock::try_exclusive(&dir) else { return Ok(None) };
+        let gone = self.dir.join(format!("gone-{}", layer.cache_id));
+        match fs::rename(&dir, &gone) {
+            Ok(()) => Ok(Some(Gone { path: gone, cache_id: layer.cache_id.clone(), _held: held })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).at("remove layer", &dir),
+        }
+    }
+
+    /// The directory of layer `chain` (which may not exist).
+    pub fn dir_of(&self, chain: &Digest) -> PathBuf {
+        self.path(chain)
     }
 
     fn path(&self, chain: &Digest) -> PathBuf {
@@ -99,21 +151,69 @@ impl<'a> Layers<'a> {
     }
 
     /// Apply the uncompressed layer tar `tar` on top of `parent` and record
-    /// it. The whole stream is read and digested; if `expected` is given
-    /// and differs, nothing is stored and [`Error::DigestMismatch`] is
-    /// returned. If the resulting chain ID is already stored, the new copy
-    /// is dropped and the stored one returned.
+    /// it; the layer returned is pinned. The whole stream is read and
+    /// digested; if `expected` is given and differs, nothing is stored and
+    /// [`Error::DigestMismatch`] is returned. If the resulting chain ID is
+    /// already stored, the new copy is dropped and the stored one returned.
+    ///
+    /// With `expected` known, a layer another process is creating right
+    /// now is waited for and reused, and `tar` is not read at all.
     pub fn register(&self, parent: Option<&Digest>, tar: &mut dyn Read, expected: Option<&Digest>) -> Result<Layer> {
         let parent_layer = parent.map(|p| self.require(p)).transpose()?;
+        if let Some(p) = parent {
+            if !self.pin(p) {
+                return Err(Error::Corrupt(format!("layer {p} is missing")));
+            }
+        }
+        let _creating = match expected {
+            Some(diff) => {
+                let chain = Digest::chain(parent, diff);
+                let guard = self.creating(&chain)?;
+                if self.pin(&chain) {
+                    return self.require(&chain);
+                }
+                Some(guard)
+            }
+            None => None,
+        };
         let cache_id = new_cache_id();
         let tmp = self.dir.join(format!("tmp-{cache_id}"));
         fs::create_dir_all(&tmp).at("create", &tmp)?;
-        let result = self.register_in(&tmp, &cache_id, parent_layer.as_ref(), tar, expected);
-        if result.is_err() {
-            let _ = self.driver.remove(&cache_id);
+        let held = ObjectLock::exclusive(&tmp)?;
+        let undo = {
+            let (tmp, cache_id) = (tmp.clone(), cache_id.clone());
+            let root = self.dir.parent().map(Path::to_path_buf);
+            let driver_name = self.driver.name();
+            crate::cleanup::on_interrupt(move || {
+                if let Some(d) = root.and_then(|r| strata_driver::open(&r, driver_name).ok()) {
+                    let _ = d.remove(&cache_id);
+                }
+                let _ = fs::remove_dir_all(&tmp);
+            })
+        };
+        let result = self.register_in(&tmp, &cache_id, parent_layer.as_ref(), tar, expected, undo);
+        match &result {
+            Ok(l) if l.cache_id == cache_id => {
+                // Published: our exclusive hold becomes a pin.
+                held.downgrade();
+                self.pins.hold(held);
+            }
+            _ => {
+                let _ = self.driver.remove(&cache_id);
+                let _ = fs::remove_dir_all(&tmp);
+            }
         }
-        let _ = fs::remove_dir_all(&tmp);
         result
+    }
+
+    /// Wait until no other process is creating layer `chain`, and hold that
+    /// right until the returned lock is dropped.
+    fn creating(&self, chain: &Digest) -> Result<CreatingLock> {
+        fs::create_dir_all(&self.dir).at("create", &self.dir)?;
+        let path = self.dir.join(format!("creating-{}", chain.hex()));
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at("create", &path)?;
+        crate::locks::lock_file(&file);
+        Ok(CreatingLock { path, _file: file })
     }
 
     fn register_in(
@@ -123,6 +223,7 @@ impl<'a> Layers<'a> {
         parent: Option<&Layer>,
         tar: &mut dyn Read,
         expected: Option<&Digest>,
+        undo: crate::cleanup::Armed,
     ) -> Result<Layer> {
         self.driver.create(cache_id, parent.map(|p| p.cache_id.as_str()))?;
         // The tar-split is mostly tar headers: gzip makes it ~10x smaller.
@@ -150,9 +251,8 @@ impl<'a> Layers<'a> {
             .at("write", &split_path)?;
         split_file.sync_all().at("fsync", &split_path)?;
         let chain = Digest::chain(parent.map(|p| &p.chain_id), &diff_id);
-        if let Some(existing) = self.get(&chain)? {
-            let _ = self.driver.remove(cache_id);
-            return Ok(existing);
+        if self.pin(&chain) {
+            return self.require(&chain);
         }
         let files = [
             ("diff", diff_id.to_string()),
@@ -170,7 +270,17 @@ impl<'a> Layers<'a> {
         sync_dir(tmp)?;
         let dest = self.path(&chain);
         fs::create_dir_all(dest.parent().unwrap()).at("create", &self.dir)?;
-        rename_durable(tmp, &dest)?;
+        match undo.disarm_after(|| fs::rename(tmp, &dest)) {
+            Ok(()) => sync_dir(dest.parent().unwrap())?,
+            // Another process published the same layer meanwhile.
+            Err(e) if matches!(e.raw_os_error(), Some(c) if c == ENOTEMPTY || c == EEXIST) => {
+                if self.pin(&chain) {
+                    return self.require(&chain);
+                }
+                return Err(e).at("rename into place", &dest);
+            }
+            Err(e) => return Err(e).at("rename into place", &dest),
+        }
         Ok(Layer {
             chain_id: chain,
             diff_id,
@@ -215,31 +325,21 @@ impl<'a> Layers<'a> {
         out.reverse();
         Ok(out)
     }
+}
 
-    /// Remove a layer (driver content first, then metadata).
-    pub fn remove(&self, layer: &Layer) -> Result<()> {
-        self.driver.remove(&layer.cache_id)?;
-        let dir = self.path(&layer.chain_id);
-        // Rename away first so the removal is atomic for readers.
-        let gone = self.dir.join(format!("gone-{}", layer.cache_id));
-        fs::rename(&dir, &gone).at("remove layer", &dir)?;
-        fs::remove_dir_all(&gone).at("remove layer", &gone)?;
-        Ok(())
-    }
+const ENOTEMPTY: i32 = rustix::io::Errno::NOTEMPTY.raw_os_error();
+const EEXIST: i32 = rustix::io::Errno::EXIST.raw_os_error();
 
-    /// Remove leftovers of interrupted operations: temp directories.
-    pub fn collect_garbage(&self) -> Result<()> {
-        if let Ok(rd) = fs::read_dir(&self.dir) {
-            for e in rd.flatten() {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                if let Some(id) = name.strip_prefix("tmp-").or_else(|| name.strip_prefix("gone-")) {
-                    let _ = self.driver.remove(id);
-                    let _ = fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        Ok(())
+/// The right to create one layer; the lock file goes when it is dropped.
+struct CreatingLock {
+    path: PathBuf,
+    _file: fs::File,
+}
+
+impl Drop for CreatingLock {
+    fn drop(&mut self) {
+        // Whoever waits on this file finds the layer stored (or creates it).
+        let _ = fs::remove_file(&self.path);
     }
 }
 

@@ -9,17 +9,20 @@
 //! repositories.json           references → image ids
 //! containers/<id>/            containers (see `containers`)
 //! downloads/sha256/<hex>      verified blobs of a pull in progress (see `registry::pull`)
-//! lock                        flock: exclusive for writers, shared for readers
-//! tmp/                        scratch for loads (garbage after a crash)
+//! lock                        the publish lock (see `locks`)
+//! tmp/                        scratch for loads (garbage once its creator is gone)
 //! ```
 //!
 //! Ordering makes every step crash-safe: layers, then config blob, then the
 //! image's metadata file, then references; removal goes the other way.
+//! Many processes share a store at once: readers take no lock, writers
+//! take the publish lock only to publish (see [`locks`]).
 
 pub mod archive;
 pub mod build;
 pub mod buildcache;
 pub mod changes;
+pub mod cleanup;
 pub mod config;
 pub mod containers;
 pub mod digest;
@@ -28,6 +31,7 @@ pub mod fsutil;
 pub mod images;
 pub mod layers;
 pub mod load;
+pub mod locks;
 pub mod oci;
 pub mod reference;
 pub mod registry;
@@ -44,15 +48,36 @@ pub use images::{Image, ImageMeta};
 pub use layers::Layer;
 pub use reference::Reference;
 
-use fsutil::StoreLock;
 use images::{Blobs, ImageDb};
 use layers::Layers;
+use locks::PublishLock;
 use repositories::Repositories;
 
 /// An opened store. Cheap to open; every method reads the disk afresh.
+///
+/// A `Store` value owns the pins it takes ([`Store::pin_layer`]) and its
+/// publish lock ([`Store::publish`]); both are released when it is dropped.
 pub struct Store {
     root: PathBuf,
     driver: Box<dyn strata_driver::Driver>,
+    pins: locks::Pins,
+    publishing: std::sync::Mutex<(usize, Option<PublishLock>)>,
+}
+
+/// The publish lock as held through a [`Store`]; nested holds in one
+/// process are counted, the lock is released when the outermost one drops.
+pub struct Publishing<'a> {
+    store: &'a Store,
+}
+
+impl Drop for Publishing<'_> {
+    fn drop(&mut self) {
+        let mut g = self.store.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 -= 1;
+        if g.0 == 0 {
+            g.1 = None;
+        }
+    }
 }
 
 impl Store {
@@ -83,7 +108,31 @@ impl Store {
             Err(source) => return Err(Error::Io { op: "read", path: marker, source }),
         }
         let driver = strata_driver::open(root, driver)?;
-        Ok(Store { root: root.to_path_buf(), driver })
+        let store = Store {
+            root: root.to_path_buf(),
+            driver,
+            pins: locks::Pins::default(),
+            publishing: std::sync::Mutex::new((0, None)),
+        };
+        store.sweep();
+        Ok(store)
+    }
+
+    /// Remove what dead processes left: staging layers, scratch
+    /// directories, spooled input, layers GC renamed away but did not
+    /// finish removing. Never touches anything a live process holds.
+    fn sweep(&self) {
+        let layers = self.root.join("layers");
+        locks::sweep(&layers, &["tmp-", "gone-"], &mut |path, id| {
+            let _ = self.driver.remove(id);
+            let _ = std::fs::remove_dir_all(path);
+        });
+        locks::sweep(&self.root.join("tmp"), &["s-"], &mut |path, _| {
+            let _ = std::fs::remove_dir_all(path);
+        });
+        locks::sweep(&self.root, &[".spool-"], &mut |path, _| {
+            let _ = std::fs::remove_file(path);
+        });
     }
 
     /// The driver a store at `root` was created with, if any.
@@ -101,19 +150,57 @@ impl Store {
         self.driver.as_ref()
     }
 
-    /// Take the store lock: `exclusive` for any change.
-    pub fn lock(&self, exclusive: bool) -> Result<StoreLock> {
-        let l = StoreLock::acquire(&self.root, exclusive)?;
-        if exclusive {
-            self.layers().collect_garbage()?;
-            let _ = std::fs::remove_dir_all(self.root.join("tmp"));
+    /// Hold the publish lock (see [`locks`]) until the returned value is
+    /// dropped: for read-modify-write steps only (references, adding an
+    /// image, GC's decision), never around slow work. Re-entrant within
+    /// one `Store`. [`Error::ReadOnly`] if the store cannot be written.
+    pub fn publish(&self) -> Result<Publishing<'_>> {
+        let mut g = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 == 0 {
+            g.1 = Some(PublishLock::acquire(&self.root)?);
         }
-        Ok(l)
+        g.0 += 1;
+        Ok(Publishing { store: self })
+    }
+
+    /// Check that the store can be written, before starting work that
+    /// would be wasted otherwise; [`Error::ReadOnly`] says why not.
+    pub fn check_writable(&self) -> Result<()> {
+        let path = self.root.join("lock");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map(drop)
+            .map_err(|source| locks::read_only_or_io(&self.root, &path, "open lock", source))
+    }
+
+    /// Pin layer `chain` (see [`locks`]) until this `Store` is dropped, so
+    /// that no GC removes it. False if the layer is not stored.
+    pub fn pin_layer(&self, chain: &Digest) -> bool {
+        self.layers().pin(chain)
+    }
+
+    /// Release every pin this store holds.
+    pub fn unpin_all(&self) {
+        self.pins.clear();
+    }
+
+    /// Pin every layer of `image`; an error names a layer that is gone
+    /// (the image was removed meanwhile).
+    pub fn pin_image(&self, image: &Image) -> Result<()> {
+        for c in image.chain_ids() {
+            if !self.pin_layer(&c) {
+                return Err(Error::NoSuchImage(image.id.to_string()));
+            }
+        }
+        Ok(())
     }
 
     /// The layer store.
     pub fn layers(&self) -> Layers<'_> {
-        Layers::new(&self.root, self.driver.as_ref())
+        Layers::new(&self.root, self.driver.as_ref(), &self.pins)
     }
 
     /// Blobs.
@@ -126,20 +213,20 @@ impl Store {
         ImageDb::new(&self.root)
     }
 
-    /// The reference table.
+    /// The reference table, without references to images that are gone
+    /// (an `rmi` removes the image before it rewrites the table, so that it
+    /// can free space first on a full disk). Load it under the publish lock
+    /// to change it.
     pub fn repositories(&self) -> Result<Repositories> {
-        Repositories::load(&self.root)
+        let mut repos = Repositories::load(&self.root)?;
+        let db = self.imagedb();
+        repos.retain(|id| db.exists(id));
+        Ok(repos)
     }
 
     /// A scratch directory inside the store (same filesystem), removed on drop.
-    pub fn scratch(&self) -> Result<tempfile::TempDir> {
-        let dir = self.root.join("tmp");
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { op: "create", path: dir.clone(), source })?;
-        tempfile::Builder::new().prefix("s-").tempdir_in(&dir).map_err(|source| Error::Io {
-            op: "create scratch in",
-            path: dir,
-            source,
-        })
+    pub fn scratch(&self) -> Result<locks::Scratch> {
+        locks::Scratch::new(&self.root.join("tmp"))
     }
 
     /// Image `id`.
@@ -151,14 +238,26 @@ impl Store {
     }
 
     /// Every image.
+    /// An image removed while this listing runs is left out.
     pub fn images(&self) -> Result<Vec<Image>> {
-        self.imagedb().list()?.iter().map(|id| self.image(id)).collect()
+        let mut out = Vec::new();
+        for id in self.imagedb().list()? {
+            match self.image(&id) {
+                Ok(i) => out.push(i),
+                Err(_) if !self.imagedb().exists(&id) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// Add an image whose layers are all stored: config blob, then metadata.
     /// Returns its ID. Adding an existing image keeps its metadata.
+    /// Takes the publish lock (re-entrant), so the caller may hold it
+    /// around this and the references it then sets.
     pub fn add_image(&self, config: &[u8], meta: ImageMeta) -> Result<Digest> {
         let parsed = ImageConfig::parse(config, "image config")?;
+        let _p = self.publish()?;
         let layers = self.layers();
         let mut chain: Option<Digest> = None;
         for d in &parsed.rootfs.diff_ids {
@@ -171,6 +270,16 @@ impl Store {
             self.imagedb().put(&id, &meta)?;
         }
         Ok(id)
+    }
+
+    /// Point `r` at image `id` (under the publish lock, re-entrant).
+    /// Returns the image it pointed to before, if another.
+    pub fn tag(&self, r: &Reference, id: &Digest) -> Result<Option<Digest>> {
+        let _p = self.publish()?;
+        let mut repos = self.repositories()?;
+        let old = repos.set(r, id);
+        repos.save()?;
+        Ok(old)
     }
 
     /// Size of an image: its layers' content bytes.
@@ -227,12 +336,30 @@ impl Store {
         Ok(used)
     }
 
-    /// Remove every stored layer no image uses. Returns the removed chain IDs.
+    /// Remove every stored layer no image or container uses and nobody
+    /// has pinned. Returns the removed chain IDs.
+    ///
+    /// The decision is taken under the publish lock, where each doomed
+    /// layer is renamed away (`layers/gone-*`) while GC holds its
+    /// exclusive lock; the slow part, freeing the content, happens after
+    /// the publish lock is released. A pinned layer is left for a later
+    /// collection. Nothing here writes a new file: it works on a full disk.
     pub fn prune_layers(&self) -> Result<Vec<Digest>> {
-        let used = self.used_layers()?;
+        let doomed = {
+            let _p = self.publish()?;
+            self.unlist_unused_layers()?
+        };
+        self.free_layers(doomed)
+    }
+
+    /// GC's decision (the caller holds the publish lock): every layer no
+    /// image or container uses, no other layer builds on and nobody has
+    /// pinned is renamed away; [`Store::free_layers`] frees them.
+    pub fn unlist_unused_layers(&self) -> Result<Vec<(Layer, layers::Gone)>> {
         let layers = self.layers();
-        let mut removed = Vec::new();
-        // Remove children before parents: repeat until nothing changes.
+        let used = self.used_layers()?;
+        let mut doomed = Vec::new();
+        // Children before parents: repeat until nothing changes.
         loop {
             let all = layers.list()?;
             let parents: std::collections::BTreeSet<Digest> =
@@ -242,12 +369,12 @@ impl Store {
                 if used.contains(&c) || parents.contains(&c) {
                     continue;
                 }
-                if let Some(l) = layers.get(&c)? {
-                    if self.layer_in_use_by_container(&l)? {
-                        continue;
-                    }
-                    layers.remove(&l)?;
-                    removed.push(c);
+                let Some(l) = layers.get(&c)? else { continue };
+                if self.layer_in_use_by_container(&l)? {
+                    continue;
+                }
+                if let Some(gone) = layers.unlist(&l)? {
+                    doomed.push((l, gone));
                     changed = true;
                 }
             }
@@ -255,7 +382,24 @@ impl Store {
                 break;
             }
         }
-        Ok(removed)
+        Ok(doomed)
+    }
+
+    /// Free the content of layers [`Store::unlist_unused_layers`] took
+    /// away (slow; call without the publish lock). Returns their chain IDs.
+    pub fn free_layers(&self, doomed: Vec<(Layer, layers::Gone)>) -> Result<Vec<Digest>> {
+        let mut removed = Vec::new();
+        let mut first_err = None;
+        for (l, gone) in doomed {
+            if let Err(e) = gone.free(self.driver.as_ref()) {
+                first_err.get_or_insert(e);
+            }
+            removed.push(l.chain_id);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
     }
 
     fn layer_in_use_by_container(&self, layer: &Layer) -> Result<bool> {

@@ -112,7 +112,9 @@ fn load_archive(store: &Store, ar: &Archive, progress: &mut dyn FnMut(LayerProgr
     let result = load_found(store, ar, progress);
     if result.is_err() {
         // Layers verified before the failure belong to no image: drop them,
-        // so a failed load leaves the store as it was.
+        // so a failed load leaves the store as it was (and gives back the
+        // space at once on a full disk).
+        store.unpin_all();
         let _ = store.prune_layers();
     }
     result
@@ -131,7 +133,11 @@ fn load_found(store: &Store, ar: &Archive, progress: &mut dyn FnMut(LayerProgres
     }
     let mut events = Vec::new();
     for f in found {
-        let id = store_image(store, ar, &f, progress)?;
+        store_layers(store, ar, &f, progress)?;
+        // The image and its references appear together, under the publish lock.
+        let _published = store.publish()?;
+        let meta = ImageMeta { added: crate::config::format_time(chrono::Utc::now()), ..Default::default() };
+        let id = store.add_image(&f.config, meta)?;
         let mut repos = store.repositories()?;
         if f.tags.is_empty() {
             events.push(LoadEvent::LoadedId(id));
@@ -152,8 +158,8 @@ fn load_found(store: &Store, ar: &Archive, progress: &mut dyn FnMut(LayerProgres
     Ok(events)
 }
 
-/// Store one image's layers, config and metadata; returns its ID.
-fn store_image(store: &Store, ar: &Archive, f: &Found, progress: &mut dyn FnMut(LayerProgress)) -> Result<Digest> {
+/// Store (and pin) one image's layers.
+fn store_layers(store: &Store, ar: &Archive, f: &Found, progress: &mut dyn FnMut(LayerProgress)) -> Result<()> {
     let config = ImageConfig::parse(&f.config, "image config")?;
     let diff_ids = &config.rootfs.diff_ids;
     if diff_ids.len() != f.layers.len() {
@@ -163,7 +169,7 @@ fn store_image(store: &Store, ar: &Archive, f: &Found, progress: &mut dyn FnMut(
     let mut parent: Option<Digest> = None;
     for (src, diff_id) in f.layers.iter().zip(diff_ids) {
         let chain = Digest::chain(parent.as_ref(), diff_id);
-        if layers.get(&chain)?.is_none() {
+        if !layers.pin(&chain) {
             let file = ar.open(&src.member)?;
             let total = file.metadata().map(|m| m.len()).unwrap_or(0);
             let id = diff_id.hex()[..12].to_string();
@@ -177,8 +183,9 @@ fn store_image(store: &Store, ar: &Archive, f: &Found, progress: &mut dyn FnMut(
                 let (got, _) = blob.finish().map_err(|e| Error::BadArchive(format!("layer {}: {e}", src.member)))?;
                 if got != *want {
                     // The content matched its diff-id, yet the blob is not the
-                    // one described: refuse the archive, keep nothing new.
-                    let _ = layers.remove(&layer);
+                    // one described: refuse the archive, keep nothing new
+                    // (the caller collects the layer).
+                    let _ = layer;
                     return Err(Error::DigestMismatch {
                         what: format!("blob {}", src.member),
                         expected: want.to_string(),
@@ -189,8 +196,7 @@ fn store_image(store: &Store, ar: &Archive, f: &Found, progress: &mut dyn FnMut(
         }
         parent = Some(chain);
     }
-    let meta = ImageMeta { added: crate::config::format_time(chrono::Utc::now()), ..Default::default() };
-    store.add_image(&f.config, meta)
+    Ok(())
 }
 
 fn hex_in_name(name: &str) -> Option<Digest> {

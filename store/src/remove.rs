@@ -26,8 +26,38 @@ pub struct RemoveOptions {
     pub no_prune: bool,
 }
 
-/// Remove what `name` designates. The caller holds the store lock.
+/// Remove what `name` designates.
+///
+/// Decisions are taken under the publish lock. Deletion frees before it
+/// records, so that it works on a full disk: the image's metadata is
+/// unlinked (the image is gone for every reader), its unused layers are
+/// taken away and freed (outside the lock), and only then is the
+/// reference table rewritten; references to an image that is gone are
+/// ignored by every reader meanwhile.
 pub fn remove_image(store: &Store, name: &str, opts: RemoveOptions) -> Result<Vec<Removed>> {
+    let mut doomed = Vec::new();
+    let result = {
+        let _p = store.publish()?;
+        remove_locked(store, name, opts, &mut doomed)
+    };
+    store.free_layers(doomed)?;
+    let (out, unsaved) = result?;
+    if unsaved {
+        // The table could not be rewritten before the space was freed.
+        let _p = store.publish()?;
+        store.repositories()?.save()?;
+    }
+    Ok(out)
+}
+
+/// [`remove_image`] under the publish lock: the lines to print and
+/// whether the reference table still needs to be written.
+fn remove_locked(
+    store: &Store,
+    name: &str,
+    opts: RemoveOptions,
+    doomed: &mut Vec<(crate::Layer, crate::layers::Gone)>,
+) -> Result<(Vec<Removed>, bool)> {
     let id = store.resolve(name)?;
     let mut repos = store.repositories()?;
     let refs = repos.of(&id);
@@ -58,12 +88,14 @@ pub fn remove_image(store: &Store, name: &str, opts: RemoveOptions) -> Result<Ve
                 out.push(Removed::Untagged(d.clone()));
             }
         }
-        repos.save()?;
         let last = repos.of(&id).is_empty();
         if last && children.is_empty() && (containers.is_empty() || opts.force) {
             delete(store, &id, opts, &mut out)?;
+            doomed.extend(store.unlist_unused_layers()?);
+            return Ok((out, save_unless_full(&repos)?));
         }
-        return Ok(out);
+        repos.save()?;
+        return Ok((out, false));
     }
 
     // By ID.
@@ -93,13 +125,25 @@ pub fn remove_image(store: &Store, name: &str, opts: RemoveOptions) -> Result<Ve
         repos.remove(&r);
         out.push(Removed::Untagged(r));
     }
-    repos.save()?;
     delete(store, &id, opts, &mut out)?;
-    Ok(out)
+    doomed.extend(store.unlist_unused_layers()?);
+    Ok((out, save_unless_full(&repos)?))
+}
+
+/// Write the table; true if the disk is full (write it again once space
+/// is freed), an error for any other failure.
+fn save_unless_full(repos: &crate::repositories::Repositories) -> Result<bool> {
+    match repos.save() {
+        Ok(()) => Ok(false),
+        Err(Error::Io { source, .. }) if source.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) => {
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Delete image `id` (no names left), then untagged childless parents unless
-/// `no_prune`, then layers nothing uses.
+/// `no_prune`; the caller then collects the layers nothing uses.
 fn delete(store: &Store, id: &Digest, opts: RemoveOptions, out: &mut Vec<Removed>) -> Result<()> {
     let mut next = Some(id.clone());
     while let Some(cur) = next.take() {
@@ -119,6 +163,5 @@ fn delete(store: &Store, id: &Digest, opts: RemoveOptions, out: &mut Vec<Removed
             }
         }
     }
-    store.prune_layers()?;
     Ok(())
 }

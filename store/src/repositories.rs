@@ -1,6 +1,6 @@
 //! References → image IDs, kept in `repositories.json` in Docker's layout:
 //! `{"Repositories": {"repo": {"repo:tag": "sha256:…", "repo@sha256:…": "sha256:…"}}}`.
-//! Rewritten atomically on every change (callers hold the store lock).
+//! Rewritten atomically on every change (callers hold the publish lock).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +43,14 @@ impl Repositories {
         let bytes =
             serde_json::to_vec(&self.file).map_err(|source| Error::Json { what: "repositories".into(), source })?;
         write_atomic(&self.path, &bytes)
+    }
+
+    /// Keep only the references whose image satisfies `keep`.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Digest) -> bool) {
+        for refs in self.file.repositories.values_mut() {
+            refs.retain(|_, id| keep(id));
+        }
+        self.file.repositories.retain(|_, refs| !refs.is_empty());
     }
 
     /// The image a reference points to.

@@ -27,6 +27,10 @@ pub struct SaveItem {
 
 /// Write the docker-archive of `items` to `out`.
 pub fn save(store: &Store, items: &[SaveItem], out: &mut dyn Write) -> Result<()> {
+    // Pinned first: an `rmi` meanwhile cannot take the layers away mid-stream.
+    for item in items {
+        store.pin_image(&store.image(&item.id)?)?;
+    }
     let mut w = TarWriter { out, written: HashSet::new() };
     let layers = store.layers();
     let mut manifest = Vec::new();

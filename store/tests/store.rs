@@ -37,7 +37,6 @@ fn store(driver: &str) -> (tempfile::TempDir, Store) {
 }
 
 fn load_file(s: &Store, rel: &str) -> strata_store::Result<Vec<LoadEvent>> {
-    let _l = s.lock(true).unwrap();
     let p = images_dir().join(rel);
     if p.is_dir() {
         load_dir(s, &p, &mut |_| {})
@@ -124,7 +123,6 @@ fn save_reproduces_layers_byte_for_byte() {
         ];
         let out = d.path().join("saved.tar");
         {
-            let _l = s.lock(false).unwrap();
             let mut f = fs::File::create(&out).unwrap();
             save(&s, &items, &mut f).unwrap();
         }
@@ -146,7 +144,6 @@ fn save_reproduces_layers_byte_for_byte() {
         }
         assert_eq!(n, 6, "{driver}: 5 + 1 layers (top layer per image)");
         let (_d2, s2) = store(driver);
-        let _l = s2.lock(true).unwrap();
         let ev = load_stream(&s2, fs::File::open(&out).unwrap(), &mut |_| {}).unwrap();
         assert_eq!(ids(&s2), ids(&s));
         assert_eq!(ev.len(), 2);
@@ -182,15 +179,12 @@ fn corrupt_layer_is_refused_and_store_unchanged() {
     let bytes = out.into_inner().unwrap();
     let p = d.path().join("bad.tar");
     fs::write(&p, bytes).unwrap();
-    let _l = s.lock(true).unwrap();
     let err = load_stream(&s, fs::File::open(&p).unwrap(), &mut |_| {}).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("digest") || msg.contains("malformed"), "{msg}");
     assert_eq!(ids(&s), before_ids);
-    drop(_l);
     // Nothing new stays, and every listed layer reads back whole.
     assert_eq!(s.layers().list().unwrap(), before_layers);
-    let _l = s.lock(true).unwrap();
     for c in s.layers().list().unwrap() {
         let l = s.layers().require(&c).unwrap();
         let mut sink = Vec::new();
@@ -201,7 +195,6 @@ fn corrupt_layer_is_refused_and_store_unchanged() {
 #[test]
 fn garbage_is_a_clear_error() {
     let (_d, s) = store("vfs");
-    let _l = s.lock(true).unwrap();
     for input in [&b"garbage\n"[..], &b""[..], &[0u8; 512][..]] {
         let e = load_stream(&s, input, &mut |_| {}).unwrap_err();
         assert!(!e.to_string().is_empty());
@@ -314,7 +307,6 @@ fn hostile_archives_are_refused_and_leave_nothing() {
         ),
         ("truncated archive", archive(vec![("manifest.json".into(), manifest("x.json", &[]), None)])[..700].to_vec()),
     ];
-    let _l = s.lock(true).unwrap();
     for (what, bytes) in cases {
         let r = load_stream(&s, bytes.as_slice(), &mut |_| {});
         assert!(r.is_err(), "{what}: loaded {r:?}");

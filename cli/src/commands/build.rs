@@ -137,10 +137,7 @@ pub fn run(s: &Settings, a: BuildArgs) -> Result<()> {
     };
     let pull = a.pull;
     let resolve = |name: &str| -> Result<Digest, strata_build::Error> {
-        let local = || -> Option<Digest> {
-            let _l = store.lock(false).ok()?;
-            store.resolve(name).ok()
-        };
+        let local = || -> Option<Digest> { store.resolve(name).ok() };
         if !pull {
             if let Some(id) = local() {
                 return Ok(id);
@@ -224,13 +221,14 @@ fn interrupt_cleans_up(s: &Settings) {
                 for c in table.list().unwrap_or_default() {
                     if c.labels.get("strata.build.pid") == Some(&me) {
                         let _ = strata_runtime::container::force_stop(&store, &c);
-                        if let Ok(_l) = store.lock(true) {
+                        if let Ok(_l) = store.publish() {
                             let _ = strata_runtime::container::remove(&store, &c);
                         }
                     }
                 }
             }
             eprintln!("ERROR: the build was interrupted");
+            let _held = strata_store::cleanup::interrupt();
             std::process::exit(130);
         }
     });
@@ -248,7 +246,7 @@ pub fn prune(s: &Settings, a: BuilderPruneArgs) -> Result<()> {
         }
     }
     let store = s.store()?;
-    let _l = store.lock(true)?;
+    let _l = store.publish()?;
     strata_store::buildcache::BuildCache::new(store.root()).clear()?;
     // Every cache record is unused once the index is gone: `-a` changes nothing.
     let _all = a.all;

@@ -26,9 +26,10 @@ impl Drop for Frozen {
 pub fn run(s: &Settings, a: CommitArgs) -> Result<()> {
     let target = a.reference.as_deref().map(Reference::parse_tagged).transpose()?;
     let store = s.store()?;
-    let _lock = store.lock(true)?;
+    store.check_writable()?;
     let c = find(&store, &a.container)?;
     let image = store.image(&c.image)?;
+    store.pin_image(&image)?;
 
     // The container's runtime config: the image's, its command, its labels.
     let mut runtime = image.config.config.as_ref().and_then(|v| v.as_object()).cloned().unwrap_or_default();
@@ -56,6 +57,7 @@ pub fn run(s: &Settings, a: CommitArgs) -> Result<()> {
         created_by,
         container: Some(c.id.clone()),
         runtime_config: Some(runtime),
+        tag: target,
     };
     // Validate the changes before any layer work.
     strata_store::changes::apply_changes(&mut serde_json::Map::new(), &a.change)
@@ -100,10 +102,5 @@ pub fn run(s: &Settings, a: CommitArgs) -> Result<()> {
     } else {
         create_image(&store, Some(&image.id), None, &spec)?
     };
-    if let Some(r) = target {
-        let mut repos = store.repositories()?;
-        repos.set(&r, &id);
-        repos.save()?;
-    }
     Printer::stdout().line(&id.to_string())
 }

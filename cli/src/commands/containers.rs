@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 use strata_driver::ChangeKind;
 use strata_store::containers::{Container, Containers};
@@ -165,7 +165,6 @@ pub fn status_of(store: &Store, c: &Container, mounted: bool) -> (String, &'stat
 /// `ps`
 pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(false)?;
     let mut rows = Vec::new();
     let mut all = Containers::new(store.root()).list()?;
     all.reverse();
@@ -234,7 +233,6 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
 /// `mount`: print the merged root of each container (mounting it).
 pub fn mount(s: &Settings, a: ContainersArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(true)?;
     let mut p = Printer::stdout();
     for key in &a.containers {
         let c = find(&store, key)?;
@@ -247,7 +245,6 @@ pub fn mount(s: &Settings, a: ContainersArgs) -> Result<()> {
 /// `umount`
 pub fn umount(s: &Settings, a: ContainersArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(true)?;
     let mut p = Printer::stdout();
     for key in &a.containers {
         let c = find(&store, key)?;
@@ -260,7 +257,6 @@ pub fn umount(s: &Settings, a: ContainersArgs) -> Result<()> {
 /// `diff`: Docker's A/C/D lines.
 pub fn diff(s: &Settings, a: OneContainerArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(false)?;
     let c = find(&store, &a.container)?;
     let mut p = Printer::stdout();
     for ch in store.driver().changes(&c.layer)? {
@@ -288,19 +284,12 @@ pub fn export(s: &Settings, a: ExportArgs) -> Result<()> {
         bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
     }
     let store = s.store()?;
-    let _lock = store.lock(false)?;
     let c = find(&store, &a.container)?;
     match &a.output {
         Some(path) => {
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::Builder::new().prefix(".strata-export-").tempfile_in(dir)?;
-            {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-                export_container(&store, &c, &mut w)?;
-                w.flush()?;
-            }
-            tmp.as_file().sync_all()?;
-            tmp.persist(path).map_err(|e| e.error).with_context(|| format!("write {}", path.display()))?;
+            crate::commands::output::write_file(path, ".strata-export-", |w| {
+                export_container(&store, &c, w).map(drop)
+            })?;
         }
         None => {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
@@ -329,7 +318,7 @@ pub fn rm(s: &Settings, a: RmArgs) -> Result<()> {
             // store lock (the monitor may need it).
             strata_runtime::container::force_stop(&store, &c)?;
         }
-        let _lock = store.lock(true)?;
+        let _lock = store.publish()?;
         let Ok(c) = find(&store, &c.id) else {
             // Removed meanwhile (`--rm`).
             return Ok(());
@@ -341,6 +330,7 @@ pub fn rm(s: &Settings, a: RmArgs) -> Result<()> {
             );
         }
         strata_runtime::container::remove(&store, &c)?;
+        drop(_lock);
         store.prune_layers()?;
         Ok(())
     })

@@ -40,7 +40,6 @@ fn parse_side(s: &str) -> Side {
 pub fn run(s: &Settings, a: CpArgs) -> Result<()> {
     let (src, dst) = (parse_side(&a.src), parse_side(&a.dst));
     let store = s.store()?;
-    let _lock = store.lock(true)?;
     match (src, dst) {
         (Side::Container(c, p), Side::Host(h)) => {
             let c = find(&store, &c)?;

@@ -12,7 +12,6 @@ use crate::settings::Settings;
 /// Show an image's history, newest first.
 pub fn run(s: &Settings, a: HistoryArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(false)?;
     let id = store.resolve(&a.image)?;
     let img = store.image(&id)?;
     let layers = store.layers();

@@ -79,7 +79,6 @@ fn tree(store: &Store, name: &str) -> Result<BTreeMap<Vec<u8>, EntryState>> {
 /// Print the changes from image A to image B.
 pub fn run(s: &Settings, a: ImageDiffArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(false)?;
     let from = tree(&store, &a.from).with_context(|| format!("reading {}", a.from))?;
     let to = tree(&store, &a.to).with_context(|| format!("reading {}", a.to))?;
     let mut changes: Vec<(String, char)> = Vec::new();

@@ -80,7 +80,6 @@ pub fn glob(pattern: &str, s: &str) -> bool {
 /// List images as Docker does.
 pub fn run(s: &Settings, a: ImagesArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(false)?;
     let filters = parse_filters(&store, &a.filter)?;
     let repos = store.repositories()?;
     let mut images = store.images()?;

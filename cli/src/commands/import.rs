@@ -27,19 +27,14 @@ pub fn run(s: &Settings, a: ImportArgs) -> Result<()> {
         Box::new(File::open(&a.source).with_context(|| format!("open {}", a.source))?)
     };
     let store = s.store()?;
-    let _lock = store.lock(true)?;
+    store.check_writable()?;
     let mut tar = decompress(input).context("read the import source")?;
     // Docker's comment when no -m is given names the source (`-` for a file
     // or stdin, which its CLI uploads alike).
     let from =
         if a.source.starts_with("http://") || a.source.starts_with("https://") { a.source.as_str() } else { "-" };
     let comment = a.message.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| format!("Imported from {from}"));
-    let spec = NewImage { comment: Some(comment), changes: a.change.clone(), ..Default::default() };
+    let spec = NewImage { comment: Some(comment), changes: a.change.clone(), tag: target, ..Default::default() };
     let id = create_image(&store, None, Some(&mut tar), &spec)?;
-    if let Some(r) = target {
-        let mut repos = store.repositories()?;
-        repos.set(&r, &id);
-        repos.save()?;
-    }
     Printer::stdout().line(&id.to_string())
 }

@@ -153,7 +153,6 @@ pub fn document(store: &Store, img: &Image, templated: bool) -> Result<Value> {
 /// Print the inspect documents (a JSON array, or `-f` per image).
 pub fn run(s: &Settings, a: InspectArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(false)?;
     let mut docs = Vec::new();
     let mut errors = Vec::new();
     let templated = !matches!(a.format.as_deref(), None | Some("") | Some("json"));

@@ -123,7 +123,7 @@ pub fn unpause(s: &Settings, a: ContainersArgs) -> Result<()> {
 /// `rename`
 pub fn rename(s: &Settings, a: RenameArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(true)?;
+    let _lock = store.publish()?;
     let mut c = find(&store, &a.container)?;
     let n = a.new_name.trim_start_matches('/');
     if !valid_name(n) {
@@ -192,7 +192,7 @@ pub fn prune(s: &Settings, a: ContainerPruneArgs) -> Result<()> {
         }
     }
     let store = s.store()?;
-    let _lock = store.lock(true)?;
+    let _lock = store.publish()?;
     let mut removed = Vec::new();
     let mut reclaimed = 0u64;
     for c in Containers::new(store.root()).list()? {
@@ -203,6 +203,7 @@ pub fn prune(s: &Settings, a: ContainerPruneArgs) -> Result<()> {
         ctr::remove(&store, &c)?;
         removed.push(c.id);
     }
+    drop(_lock);
     store.prune_layers()?;
     let mut p = Printer::stdout();
     if !removed.is_empty() {

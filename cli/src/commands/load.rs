@@ -19,7 +19,7 @@ pub fn run(s: &Settings, a: LoadArgs) -> Result<()> {
         None => Some(crate::commands::spool::stdin(store.root())?),
         Some(_) => None,
     };
-    let _lock = store.lock(true)?;
+    store.check_writable()?;
     let mut p = Printer::stdout();
     // On a terminal, one line per layer with a bar (Docker's "Loading layer").
     let mut bars = crate::printer::Progress::new(a.quiet);

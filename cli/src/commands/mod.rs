@@ -15,6 +15,7 @@ mod inspect;
 mod lifecycle;
 mod load;
 mod logs;
+mod output;
 mod pause;
 mod prune;
 mod registry;
@@ -58,6 +59,27 @@ pub fn for_each_name(names: &[String], mut f: impl FnMut(&str) -> Result<()>) ->
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let s = Settings::resolve(&cli);
+    let stages = matches!(
+        cli.command,
+        Command::Load(_)
+            | Command::Save(_)
+            | Command::Import(_)
+            | Command::Pull(_)
+            | Command::Push(_)
+            | Command::Commit(_)
+            | Command::Export(_)
+            | Command::Image(
+                ImageCommand::Load(_)
+                    | ImageCommand::Save(_)
+                    | ImageCommand::Import(_)
+                    | ImageCommand::Pull(_)
+                    | ImageCommand::Push(_)
+            )
+            | Command::Container(ContainerCommand::Commit(_) | ContainerCommand::Export(_))
+    );
+    if stages {
+        crate::interrupt::clean_up_on_signals();
+    }
     match cli.command {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&s, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&s, a),

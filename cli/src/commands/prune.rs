@@ -32,7 +32,7 @@ pub fn run(s: &Settings, a: PruneArgs) -> Result<()> {
         }
     }
     let store = s.store()?;
-    let _lock = store.lock(true)?;
+    store.check_writable()?;
     let before = total_layer_bytes(&store)?;
     let mut lines = Vec::new();
     loop {

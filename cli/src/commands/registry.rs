@@ -22,7 +22,7 @@ pub fn pull(s: &Settings, a: PullArgs) -> Result<()> {
     let mut r = Reference::parse(&a.name)?;
     let cfg = RegistryConfig::load()?;
     let store = s.store()?;
-    let _lock = store.lock(true)?;
+    store.check_writable()?;
     let mut progress = Progress::new(a.quiet);
     let mut refs = Vec::new();
     if a.all_tags {
@@ -70,7 +70,6 @@ pub fn push(s: &Settings, a: PushArgs) -> Result<()> {
     }
     let cfg = RegistryConfig::load()?;
     let store = s.store()?;
-    let _lock = store.lock(true)?;
     let repos = store.repositories()?;
     let mut progress = Progress::new(a.quiet);
     let targets: Vec<Reference> = if a.all_tags {

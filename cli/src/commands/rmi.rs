@@ -11,7 +11,6 @@ use crate::Reported;
 /// Remove each image; errors are printed per argument, exit status 1 if any.
 pub fn run(s: &Settings, a: RmiArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(true)?;
     let mut p = Printer::stdout();
     let mut failed = false;
     for name in &a.images {

@@ -214,7 +214,6 @@ pub fn run_config(root: &Path, f: &ContainerFlags, cmd: &[String]) -> Result<Run
 fn image_for(s: &Settings, image: &str, pull: &str) -> Result<strata_store::Digest> {
     let resolve = || -> Result<Option<strata_store::Digest>> {
         let store = s.store()?;
-        let _lock = store.lock(false)?;
         match store.resolve(image) {
             Ok(id) => Ok(Some(id)),
             Err(Error::NoSuchImage(_)) => Ok(None),
@@ -253,7 +252,7 @@ fn make(s: &Settings, f: &ContainerFlags, args: &[String]) -> Result<(Store, Con
     let run = run_config(&s.root, f, &args[1..])?;
     let image_id = image_for(s, image_name, &f.pull)?;
     let store = s.store()?;
-    let _lock = store.lock(true)?;
+    let _lock = store.publish()?;
     let image = store.image(&image_id)?;
     let table = Containers::new(store.root());
     let all = table.list()?;
@@ -330,7 +329,7 @@ pub enum Follow {
 pub fn start_container(store: &Store, c: &Container, follow: Follow, for_run: bool) -> Result<u8> {
     let run = ctr::run_config(store, &c.id)?;
     {
-        let _lock = store.lock(true)?;
+        let _lock = store.publish()?;
         if let Err(e) = ctr::prepare(store, c, &run) {
             if run.auto_remove {
                 let _ = ctr::remove(store, c);

@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use strata_store::save::{save, SaveItem};
 use strata_store::{Error, Reference};
 
@@ -15,7 +15,6 @@ pub fn run(s: &Settings, a: SaveArgs) -> Result<()> {
         bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
     }
     let store = s.store()?;
-    let _lock = store.lock(false)?;
     let repos = store.repositories()?;
     let mut items: Vec<SaveItem> = Vec::new();
     for name in &a.images {
@@ -45,18 +44,7 @@ pub fn run(s: &Settings, a: SaveArgs) -> Result<()> {
     }
     match &a.output {
         Some(path) => {
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::Builder::new()
-                .prefix(".strata-save-")
-                .tempfile_in(dir)
-                .with_context(|| format!("create a file next to {}", path.display()))?;
-            {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-                save(&store, &items, &mut w)?;
-                w.flush()?;
-            }
-            tmp.as_file().sync_all()?;
-            tmp.persist(path).map_err(|e| e.error).with_context(|| format!("write {}", path.display()))?;
+            crate::commands::output::write_file(path, ".strata-save-", |w| Ok(save(&store, &items, w)?))?;
         }
         None => {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());

@@ -23,7 +23,6 @@ fn reclaim(bytes: u64, total: u64) -> String {
 /// Disk usage of images, containers (volumes and build cache: none).
 pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(false)?;
     let repos = store.repositories()?;
     // Untagged BuildKit steps are Build Cache, not images.
     let (cache, images): (Vec<_>, Vec<_>) =

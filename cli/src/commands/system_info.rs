@@ -35,7 +35,6 @@ pub fn version(a: FormatArgs) -> Result<()> {
 /// `info`: store, driver and counts.
 pub fn info(s: &Settings, a: FormatArgs) -> Result<()> {
     let store = s.store()?;
-    let _lock = store.lock(false)?;
     let images = store.images()?.len();
     let containers = Containers::new(store.root()).list()?;
     let mounted = containers.iter().filter(|c| store.driver().is_mounted(&c.layer).unwrap_or(false)).count();

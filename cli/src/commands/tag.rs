@@ -14,10 +14,8 @@ pub fn run(s: &Settings, a: TagArgs) -> Result<()> {
         return Err(anyhow!("refusing to create a tag with a digest reference"));
     }
     let store = s.store()?;
-    let _lock = store.lock(true)?;
+    let _p = store.publish()?;
     let id = store.resolve(&a.source)?;
-    let mut repos = store.repositories()?;
-    repos.set(&target, &id);
-    repos.save()?;
+    store.tag(&target, &id)?;
     Ok(())
 }

@@ -44,7 +44,7 @@ pub fn run(s: &Settings, cmd: VolumeCommand) -> Result<()> {
     let mut p = Printer::stdout();
     match cmd {
         VolumeCommand::Create(a) => {
-            let _l = store.lock(true)?;
+            let _l = store.publish()?;
             let name =
                 a.name.unwrap_or_else(|| strata_store::layers::new_cache_id() + &strata_store::layers::new_cache_id());
             let labels = a
@@ -109,7 +109,7 @@ pub fn run(s: &Settings, cmd: VolumeCommand) -> Result<()> {
             Ok(())
         }
         VolumeCommand::Rm(a) => {
-            let _l = store.lock(true)?;
+            let _l = store.publish()?;
             crate::commands::for_each_name(&a.volumes, |n| {
                 if vols.get(n)?.is_none() {
                     if a.force {
@@ -135,7 +135,7 @@ pub fn run(s: &Settings, cmd: VolumeCommand) -> Result<()> {
                     return Ok(());
                 }
             }
-            let _l = store.lock(true)?;
+            let _l = store.publish()?;
             let mut removed = Vec::new();
             let mut reclaimed = 0;
             for v in vols.list()? {

@@ -441,6 +441,25 @@ impl Client {
         Ok(r)
     }
 
+    /// Open blob `d` from byte `offset` on (an HTTP Range request). The
+    /// flag says whether the registry honoured the range (206); if it
+    /// sent the whole blob instead (200), the reader starts at byte 0.
+    pub fn blob_from(&self, d: &Digest, offset: u64) -> Result<(Response, bool)> {
+        if offset == 0 {
+            return Ok((self.blob(d)?, false));
+        }
+        let range = format!("bytes={offset}-");
+        let r = self.send("GET", &self.url(&format!("blobs/{d}")), &[("Range", &range)], Body::Empty)?;
+        match r.status {
+            206 => Ok((r, true)),
+            200 => Ok((r, false)),
+            s => {
+                let b = r.bytes(1 << 16).unwrap_or_default();
+                Err(Error::Registry(format!("fetching blob {d} from byte {offset}: {}", error_text(s, &b))))
+            }
+        }
+    }
+
     /// Whether the repository has blob `d`.
     pub fn has_blob(&self, d: &Digest) -> Result<bool> {
         let r = self.send("HEAD", &self.url(&format!("blobs/{d}")), &[], Body::Empty)?;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use crate::archive::decompress;
-use crate::digest::{Digest, DigestReader};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::images::ImageMeta;
 use crate::layers::BlobSource;
@@ -191,7 +191,7 @@ fn pull_with(
     if !store.imagedb().exists(&image_id) {
         for (i, l) in m.layers.iter().enumerate() {
             let id = short(&l.digest);
-            if layers.get(&chains[i])?.is_some() {
+            if layers.pin(&chains[i]) {
                 events(PullEvent::Layer { id, status: "Already exists", progress: None });
             } else {
                 events(PullEvent::Layer { id, status: "Pulling fs layer", progress: None });
@@ -202,17 +202,24 @@ fn pull_with(
 
     let dl_dir = store.root().join("downloads").join("sha256");
     fs::create_dir_all(&dl_dir).map_err(|source| Error::Io { op: "create", path: dl_dir.clone(), source })?;
-    remove_partial_downloads(&dl_dir);
     // Download (in parallel) and apply (in order, as soon as a layer and
     // everything below it are here); each layer is checked against its
     // diff-id as it is applied.
     let mut apply = |i: usize, events: &mut dyn FnMut(PullEvent)| -> Result<()> {
         let d = &m.layers[i];
         let id = short(&d.digest);
-        if layers.get(&chains[i])?.is_none() {
+        if !layers.pin(&chains[i]) {
             let path = dl_dir.join(d.digest.hex());
             events(PullEvent::Layer { id: id.clone(), status: "Extracting", progress: None });
-            let f = fs::File::open(&path).map_err(|source| Error::Io { op: "open", path: path.clone(), source })?;
+            let f = match fs::File::open(&path) {
+                Ok(f) => f,
+                // Another pull stored this layer and dropped the download.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && layers.pin(&chains[i]) => {
+                    events(PullEvent::Layer { id, status: "Pull complete", progress: None });
+                    return Ok(());
+                }
+                Err(source) => return Err(Error::Io { op: "open", path: path.clone(), source }),
+            };
             let mut tar = decompress(f).map_err(|e| Error::Registry(format!("layer {}: {e}", d.digest)))?;
             let parent = if i == 0 { None } else { Some(&chains[i - 1]) };
             layers.register(parent, &mut tar, Some(&parsed.rootfs.diff_ids[i]))?;
@@ -222,8 +229,11 @@ fn pull_with(
         events(PullEvent::Layer { id, status: "Pull complete", progress: None });
         Ok(())
     };
-    download_all(c, &m.layers, &missing, &dl_dir, events, &mut apply)?;
+    let layer_dirs: Vec<PathBuf> = chains.iter().map(|c| layers.dir_of(c)).collect();
+    download_all(c, &m.layers, &missing, &dl_dir, &|i| layer_dirs[i].is_dir(), events, &mut apply)?;
 
+    // The image appears with its references, under the publish lock.
+    let _published = store.publish()?;
     // Remember where each layer's compressed form lives (push can skip or mount it).
     for (i, d) in m.layers.iter().enumerate() {
         let src = BlobSource {
@@ -273,19 +283,6 @@ fn short(d: &Digest) -> String {
     d.hex()[..12].to_string()
 }
 
-/// Remove `.tmp-*` files of downloads that were cut off (a killed pull).
-/// Safe because the caller holds the store's exclusive lock: no other
-/// pull is writing here.
-fn remove_partial_downloads(dir: &Path) {
-    if let Ok(rd) = fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
 /// Applies downloaded layer `i`, reporting progress through the events sink.
 type Apply<'a> = dyn FnMut(usize, &mut dyn FnMut(PullEvent)) -> Result<()> + 'a;
 
@@ -306,6 +303,7 @@ fn download_all(
     descs: &[Descriptor],
     which: &[usize],
     dir: &Path,
+    stored: &(dyn Fn(usize) -> bool + Sync),
     events: &mut dyn FnMut(PullEvent),
     apply: &mut Apply<'_>,
 ) -> Result<()> {
@@ -320,7 +318,7 @@ fn download_all(
         let mut handles = Vec::new();
         for _ in 0..PARALLEL.min(which.len()) {
             let tx = tx.clone();
-            let (queue, failed) = (&queue, &failed);
+            let (queue, failed, stored) = (&queue, &failed, &stored);
             handles.push(s.spawn(move || -> Result<()> {
                 loop {
                     if failed.load(Ordering::Relaxed) {
@@ -328,7 +326,7 @@ fn download_all(
                     }
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some(i) = next else { return Ok(()) };
-                    let r = download(c, &descs[i], dir, &mut |ev| {
+                    let r = download(c, &descs[i], dir, &|| stored(i), &mut |ev| {
                         let _ = tx.send(Msg::Event(ev));
                     });
                     if r.is_err() {
@@ -375,39 +373,71 @@ fn download_all(
 const DOWNLOAD_ATTEMPTS: u32 = 3;
 
 /// Fetch one blob into `dir/<hex>` unless a verified copy is there
-/// already. The file appears (by rename) only once its size and digest
-/// match the descriptor. Transport failures are retried; a digest
-/// mismatch or an oversized blob is not.
-fn download(c: &Client, d: &Descriptor, dir: &Path, events: &mut dyn FnMut(PullEvent)) -> Result<()> {
+/// already or `stored()` says its layer is. The bytes go to
+/// `dir/<hex>.partial`, which the downloading process holds locked: a
+/// second pull of the same blob waits for the first instead of fetching
+/// it again. A partial file left by an interrupted pull is resumed with a
+/// Range request; the digest always covers the whole blob. The file
+/// appears as `dir/<hex>` (by rename) only once its size and digest match
+/// the descriptor. Transport failures are retried; a digest mismatch or
+/// an oversized blob is not (and its partial file is dropped).
+fn download(
+    c: &Client,
+    d: &Descriptor,
+    dir: &Path,
+    stored: &dyn Fn() -> bool,
+    events: &mut dyn FnMut(PullEvent),
+) -> Result<()> {
     let id = short(&d.digest);
     let dest = dir.join(d.digest.hex());
+    let complete = |events: &mut dyn FnMut(PullEvent)| {
+        events(PullEvent::Layer { id: id.clone(), status: "Download complete", progress: None });
+    };
     if dest.is_file() {
         // Verified before it was renamed into place.
-        events(PullEvent::Layer { id, status: "Download complete", progress: None });
+        complete(events);
         return Ok(());
     }
     if d.media_type == media::DOCKER_FOREIGN || d.media_type.contains("nondistributable") {
         events(PullEvent::Note(format!("{id}: foreign layer (urls {:?}): fetching it from the registry", d.urls)));
     }
-    let tmp: PathBuf = dir.join(format!(".tmp-{}-{}", d.digest.hex(), std::process::id()));
+    let part = dir.join(format!("{}.partial", d.digest.hex()));
+    let io = |op: &'static str, p: &Path| {
+        let p = p.to_path_buf();
+        move |source| Error::Io { op, path: p, source }
+    };
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&part)
+        .map_err(io("create", &part))?;
+    crate::locks::lock_file(&file);
+    if dest.is_file() || stored() {
+        // Another pull finished it while this one waited.
+        complete(events);
+        return Ok(());
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let r = fetch(c, d, &tmp, &id, events);
-        if r.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        match r {
+        match fetch(c, d, &mut file, &part, &id, events) {
             Ok(()) => break,
             Err(Fetch::Retry(e)) if attempt < DOWNLOAD_ATTEMPTS => {
                 tracing::debug!("retrying {}: {e}", d.digest);
                 std::thread::sleep(std::time::Duration::from_millis(500 << attempt));
             }
-            Err(Fetch::Retry(e) | Fetch::Fatal(e)) => return Err(e),
+            // Kept: the next attempt resumes where this one stopped.
+            Err(Fetch::Retry(e)) => return Err(e),
+            Err(Fetch::Fatal(e)) => {
+                let _ = fs::remove_file(&part);
+                return Err(e);
+            }
         }
     }
-    fs::rename(&tmp, &dest).map_err(|source| Error::Io { op: "rename", path: dest.clone(), source })?;
-    events(PullEvent::Layer { id, status: "Download complete", progress: None });
+    fs::rename(&part, &dest).map_err(io("rename", &dest))?;
+    complete(events);
     Ok(())
 }
 
@@ -417,46 +447,82 @@ enum Fetch {
     Fatal(Error),
 }
 
-/// One attempt at `d` into `tmp`, verified and fsynced.
+/// One attempt at `d` into `file` (the partial download at `path`):
+/// resumes after the bytes already there, then verifies and fsyncs.
 fn fetch(
     c: &Client,
     d: &Descriptor,
-    tmp: &Path,
+    file: &mut fs::File,
+    path: &Path,
     id: &str,
     events: &mut dyn FnMut(PullEvent),
 ) -> std::result::Result<(), Fetch> {
-    let resp = c.blob(&d.digest).map_err(Fetch::Fatal)?;
-    let total = if d.size > 0 { d.size } else { resp.length.unwrap_or(0) };
-    let io = |op: &'static str| move |source| Fetch::Fatal(Error::Io { op, path: tmp.to_path_buf(), source });
-    let mut f = fs::File::create(tmp).map_err(io("create"))?;
-    let mut r = DigestReader::new(resp.into_reader());
+    use std::io::{Seek, SeekFrom};
+    let io = |op: &'static str| move |source| Fetch::Fatal(Error::Io { op, path: path.to_path_buf(), source });
+    let mut have = file.metadata().map_err(io("stat"))?.len();
+    if d.size > 0 && have > d.size {
+        file.set_len(0).map_err(io("truncate"))?;
+        have = 0;
+    }
+    // Digest what is there already.
+    let mut hasher = crate::digest::DigestWriter::new(std::io::sink());
+    file.seek(SeekFrom::Start(0)).map_err(io("seek"))?;
     let mut buf = vec![0u8; 256 << 10];
     let mut done = 0u64;
-    let mut last_report = 0u64;
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => return Err(Fetch::Retry(Error::Registry(format!("downloading {}: {e}", d.digest)))),
-        };
-        f.write_all(&buf[..n]).map_err(io("write"))?;
-        done += n as u64;
-        if d.size > 0 && done > d.size {
-            return Err(Fetch::Fatal(Error::Registry(format!(
-                "blob {} is larger than its descriptor says ({} bytes)",
-                d.digest, d.size
-            ))));
+    while done < have {
+        let n = file.read(&mut buf).map_err(io("read"))?;
+        if n == 0 {
+            break;
         }
-        if done - last_report >= 512 << 10 || done == total {
-            events(PullEvent::Layer { id: id.to_string(), status: "Downloading", progress: Some((done, total)) });
-            last_report = done;
+        let _ = hasher.write_all(&buf[..n]);
+        done += n as u64;
+    }
+    let total = d.size;
+    if !(d.size > 0 && done == d.size) {
+        let (resp, ranged) = c.blob_from(&d.digest, done).map_err(Fetch::Fatal)?;
+        if !ranged && done > 0 {
+            // The registry sent the whole blob: start over.
+            file.set_len(0).map_err(io("truncate"))?;
+            hasher = crate::digest::DigestWriter::new(std::io::sink());
+            done = 0;
+        } else if ranged {
+            events(PullEvent::Note(format!("{id}: resuming download at byte {done}")));
+        }
+        file.seek(SeekFrom::Start(done)).map_err(io("seek"))?;
+        let mut r = resp.into_reader();
+        let mut last_report = done;
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = file.sync_data();
+                    return Err(Fetch::Retry(Error::Registry(format!("downloading {}: {e}", d.digest))));
+                }
+            };
+            file.write_all(&buf[..n]).map_err(io("write"))?;
+            let _ = hasher.write_all(&buf[..n]);
+            done += n as u64;
+            if d.size > 0 && done > d.size {
+                return Err(Fetch::Fatal(Error::Registry(format!(
+                    "blob {} is larger than its descriptor says ({} bytes)",
+                    d.digest, d.size
+                ))));
+            }
+            if done - last_report >= 512 << 10 || done == total {
+                events(PullEvent::Layer { id: id.to_string(), status: "Downloading", progress: Some((done, total)) });
+                last_report = done;
+            }
         }
     }
     events(PullEvent::Layer { id: id.to_string(), status: "Verifying Checksum", progress: None });
-    let (got, n) = r.finish().map_err(|e| Fetch::Retry(Error::Registry(format!("downloading {}: {e}", d.digest))))?;
-    if d.size > 0 && n != d.size {
-        return Err(Fetch::Retry(Error::Registry(format!("blob {} truncated: got {n} of {} bytes", d.digest, d.size))));
+    if d.size > 0 && done != d.size {
+        return Err(Fetch::Retry(Error::Registry(format!(
+            "blob {} truncated: got {done} of {} bytes",
+            d.digest, d.size
+        ))));
     }
+    let got = hasher.finish().0;
     if got != d.digest {
         return Err(Fetch::Fatal(Error::DigestMismatch {
             what: format!("layer {}", d.digest),
@@ -464,6 +530,6 @@ fn fetch(
             actual: got.to_string(),
         }));
     }
-    f.sync_all().map_err(io("fsync"))?;
+    file.sync_all().map_err(io("fsync"))?;
     Ok(())
 }

@@ -57,6 +57,7 @@ pub fn push(
     let c = Client::new(r, cfg, true);
     events(PushEvent::Refers(r.repo.clone()));
     let image = store.image(id)?;
+    store.pin_image(&image)?;
     let layers = store.layers();
     let chain = image.chain_ids();
     for l in chain.iter().rev() {
@@ -170,9 +171,8 @@ pub fn push(
     });
     let bytes = docker_json(&manifest)?;
     let digest = c.put_manifest(&tag, &bytes, media::DOCKER_MANIFEST)?;
-    let mut repos = store.repositories()?;
-    repos.set(&Reference { repo: r.repo.clone(), tag: None, digest: Some(digest.clone()) }, id);
-    repos.save()?;
+    let _p = store.publish()?;
+    store.tag(&Reference { repo: r.repo.clone(), tag: None, digest: Some(digest.clone()) }, id)?;
     let mut meta = store.imagedb().get(id)?.unwrap_or_default();
     let rd = format!("{}@{}", r.repo, digest);
     if !meta.repo_digests.contains(&rd) {
