@@ -291,6 +291,10 @@ pub enum SystemCommand {
     Df(DfArgs),
     /// Display system-wide information.
     Info(FormatArgs),
+    /// Remove unused data.
+    Prune(SystemPruneArgs),
+    /// Check the store for consistency and remove what is damaged or orphaned.
+    Check(SystemCheckArgs),
 }
 
 /// `container …`
@@ -483,6 +487,34 @@ pub struct PruneArgs {
     /// Provide filter values (e.g. "until=<timestamp>", "label=…").
     #[arg(long = "filter")]
     pub filter: Vec<String>,
+}
+
+/// `system prune`
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Prune volumes.
+    #[arg(long)]
+    pub volumes: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>").
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+}
+
+/// `system check`
+#[derive(Args, Debug)]
+pub struct SystemCheckArgs {
+    /// Remove what is damaged or orphaned.
+    #[arg(short, long)]
+    pub repair: bool,
+    /// Skip reading every layer's content back against its digest.
+    #[arg(short, long)]
+    pub quick: bool,
 }
 
 /// `system df`

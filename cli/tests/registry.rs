@@ -12,6 +12,7 @@
 mod distribution;
 #[path = "../../store/tests/support/httpd.rs"]
 mod httpd;
+mod support;
 
 use std::fs;
 use std::io::Write;
@@ -391,33 +392,13 @@ fn search_lists_the_catalog_and_reports_an_unreachable_hub() {
     drop(reg);
 }
 
-/// A deterministic pseudo-random byte stream (xorshift), half of it drawn
-/// from a small alphabet so it compresses about as well as real binaries.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let b = x.to_le_bytes();
-        if (x >> 40) & 1 == 0 {
-            v.extend_from_slice(&b);
-        } else {
-            v.extend(b.iter().map(|c| b"etaoin shrdlu\n"[(*c % 14) as usize]));
-        }
-    }
-    v.truncate(len);
-    v
-}
-
 #[test]
 fn interrupted_pull_resumes_without_downloading_verified_blobs_again() {
     // The big, slow layer is at the bottom: the small ones above it are
     // downloaded and verified but cannot be applied before it is.
-    let big = httpd::layer_tar(&[("usr/big", &noise(9, 8 << 20))]);
+    let big = httpd::layer_tar(&[("usr/big", &support::noise(9, 8 << 20))]);
     let small1 = httpd::layer_tar(&[("etc/a", b"a\n")]);
-    let small2 = httpd::layer_tar(&[("etc/b", &noise(7, 300_000))]);
+    let small2 = httpd::layer_tar(&[("etc/b", &support::noise(7, 300_000))]);
     let img = httpd::Image::new(&[big, small1, small2], |t| t.to_vec(), "application/vnd.docker.image.rootfs.diff.tar");
     let mut content = httpd::Content::default();
     content.add("t/img", "1", &img);
@@ -449,6 +430,11 @@ fn interrupted_pull_resumes_without_downloading_verified_blobs_again() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
+    // The bytes of the big blob received so far are kept to resume from.
+    let partial = dl.join(format!("{}.partial", &httpd::digest(&img.blobs[0])[7..]));
+    let kept = fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    assert!(kept > 0, "no partial download kept");
+
     // The store reads fine and holds no image (nor any layer).
     let out = e.ok(&["images"]);
     assert_eq!(lines(&out).len(), 1, "{out}");
@@ -458,8 +444,19 @@ fn interrupted_pull_resumes_without_downloading_verified_blobs_again() {
     );
 
     slow.store(false, Ordering::SeqCst);
-    let out = e.ok(&["pull", &name]);
+    let o = e.run(&["pull", &name]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "{out}{err}");
     assert!(out.contains(&format!("Status: Downloaded newer image for {name}")), "{out}");
+    // Resumed inside the blob with a Range request, from the bytes kept
+    // (the digest still covers the whole blob: the image ID is right).
+    let resumed: Vec<String> = srv
+        .requests()
+        .iter()
+        .filter(|r| r.route() == big_route)
+        .filter_map(|r| r.header("range").map(str::to_string))
+        .collect();
+    assert_eq!(resumed, [format!("bytes={kept}-")], "{out}{err}");
     assert_eq!(e.id(&name), img.id());
     for b in &img.blobs[1..] {
         let route = format!("/v2/t/img/blobs/{}", httpd::digest(b));
@@ -467,44 +464,6 @@ fn interrupted_pull_resumes_without_downloading_verified_blobs_again() {
     }
     assert_eq!(srv.count("GET", &big_route), 2);
     assert!(fs::read_dir(&dl).unwrap().next().is_none(), "downloads/ emptied after the pull");
-}
-
-/// Build a docker-archive of ~`total` bytes in `n` layers.
-fn big_archive(path: &Path, total: usize, n: usize) {
-    let mut diff_ids = Vec::new();
-    let mut layers = Vec::new();
-    for i in 0..n {
-        let files: Vec<(String, Vec<u8>)> =
-            (0..8).map(|j| (format!("data/l{i}/f{j}"), noise((i * 100 + j) as u64 + 1, total / n / 8))).collect();
-        let refs: Vec<(&str, &[u8])> = files.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();
-        let tar = httpd::layer_tar(&refs);
-        diff_ids.push(httpd::digest(&tar));
-        layers.push(tar);
-    }
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    }))
-    .unwrap();
-    let cfg_name = format!("{}.json", &httpd::digest(&config)[7..]);
-    let layer_names: Vec<String> = diff_ids.iter().map(|d| format!("{}/layer.tar", &d[7..])).collect();
-    let manifest =
-        serde_json::to_vec(&serde_json::json!([{"Config": cfg_name, "RepoTags": ["ia/big:1"], "Layers": layer_names}]))
-            .unwrap();
-    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, name, data).unwrap();
-    };
-    add("manifest.json", &manifest);
-    add(&cfg_name, &config);
-    for (name, data) in layer_names.iter().zip(&layers) {
-        add(name, data);
-    }
-    b.finish().unwrap();
 }
 
 /// Throughput of `strata pull` vs `skopeo copy` (docker:// → oci:) of a
@@ -517,7 +476,7 @@ fn pull_throughput_vs_skopeo() {
     let h = reg.host.clone();
     let a = Env::new();
     let archive = a.dir.path().join("big.tar");
-    big_archive(&archive, 100 << 20, 4);
+    support::big_archive(&archive, 100 << 20, 4, "ia/big:1");
     a.ok(&["load", "-i", archive.to_str().unwrap()]);
     let name = format!("{h}/ia/big:1");
     a.ok(&["tag", "ia/big:1", &name]);

@@ -123,6 +123,18 @@ impl Home {
         }
     }
 
+    /// Every layer id (fully created or not; not the `.rm-*` of removals).
+    pub(crate) fn ids(&self) -> Result<Vec<String>> {
+        let rd = std::fs::read_dir(&self.dir).ctx("list layers in", &self.dir)?;
+        let mut out: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Number of layers.
     pub(crate) fn count(&self) -> usize {
         std::fs::read_dir(&self.dir)

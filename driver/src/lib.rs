@@ -131,6 +131,9 @@ pub trait Driver: Send + Sync {
     /// Whether layer `id` exists (fully created).
     fn exists(&self, id: &str) -> bool;
 
+    /// Every layer id the driver holds, sorted.
+    fn list(&self) -> Result<Vec<String>>;
+
     /// The parent given to [`Driver::create`].
     fn parent(&self, id: &str) -> Result<Option<String>>;
 

@@ -42,7 +42,16 @@ pub(crate) fn read(layer_dir: &Path) -> Result<u64> {
     }
 }
 
-/// Record the reference count. Call under the lock.
+/// Record the reference count. Call under the lock. Zero is recorded by
+/// removing the file, which needs no free space (unmounting and removing
+/// work on a full disk).
 pub(crate) fn write(layer_dir: &Path, n: u64) -> Result<()> {
-    write_atomic(&layer_dir.join(COUNT), format!("{n}\n").as_bytes())
+    let p = layer_dir.join(COUNT);
+    if n == 0 {
+        return match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::sys::io_err("remove mount count", &p, e)),
+            _ => Ok(()),
+        };
+    }
+    write_atomic(&p, format!("{n}\n").as_bytes())
 }

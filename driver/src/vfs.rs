@@ -80,6 +80,10 @@ impl Driver for VfsDriver {
         self.home.exists(id)
     }
 
+    fn list(&self) -> Result<Vec<String>> {
+        self.home.ids()
+    }
+
     fn parent(&self, id: &str) -> Result<Option<String>> {
         self.home.parent(id)
     }

@@ -13,7 +13,8 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-type Undo = Box<dyn FnOnce() + Send>;
+/// An undo action.
+pub type Undo = Box<dyn FnOnce() + Send>;
 
 struct Registry {
     next: u64,
@@ -33,10 +34,22 @@ pub struct Armed(u64);
 /// Arm `undo` to run if this process is interrupted before the returned
 /// guard is dropped.
 pub fn on_interrupt(undo: impl FnOnce() + Send + 'static) -> Armed {
+    arm(&mut registry(), Box::new(undo))
+}
+
+/// Create something that needs undoing and arm its undo action in one
+/// step: `create` runs with the registry locked, so an interrupt lands
+/// before anything exists or after the undo action is armed.
+pub fn create_armed<T, E>(create: impl FnOnce() -> Result<(T, Undo), E>) -> Result<(T, Armed), E> {
     let mut r = registry();
+    let (made, undo) = create()?;
+    Ok((made, arm(&mut r, undo)))
+}
+
+fn arm(r: &mut Registry, undo: Undo) -> Armed {
     r.next += 1;
     let id = r.next;
-    r.actions.push((id, Box::new(undo)));
+    r.actions.push((id, undo));
     Armed(id)
 }
 

@@ -11,11 +11,18 @@ use std::path::Path;
 
 use crate::error::{IoContext, Result};
 
-/// Atomically replace `path` with `bytes` (temp, fsync, rename, fsync dir).
+/// Atomically replace `path` with `bytes` (temp, fsync, rename, fsync dir);
+/// the file is mode 0644.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).at("create directory", dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).at("create temp file in", dir)?;
+    // Readable by all, as Docker's metadata is: a user who may read the
+    // store but not write it can still use every read command.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
+        .at("create temp file in", dir)?;
     tmp.write_all(bytes).at("write", tmp.path().to_path_buf())?;
     tmp.as_file().sync_all().at("fsync", tmp.path().to_path_buf())?;
     tmp.persist(path).map_err(|e| e.error).at("rename into place", path)?;

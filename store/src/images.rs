@@ -110,6 +110,21 @@ impl Blobs {
         Ok(b)
     }
 
+    /// Every stored blob's digest.
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).at("list blobs", &self.dir),
+        };
+        let mut out: Vec<Digest> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Remove a blob (missing is fine).
     pub fn remove(&self, d: &Digest) -> Result<()> {
         let p = self.path(d);

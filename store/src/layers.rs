@@ -178,19 +178,20 @@ impl<'a> Layers<'a> {
         };
         let cache_id = new_cache_id();
         let tmp = self.dir.join(format!("tmp-{cache_id}"));
-        fs::create_dir_all(&tmp).at("create", &tmp)?;
-        let held = ObjectLock::exclusive(&tmp)?;
-        let undo = {
+        let (held, undo) = crate::cleanup::create_armed(|| {
+            fs::create_dir_all(&tmp).at("create", &tmp)?;
+            let held = ObjectLock::exclusive(&tmp)?;
             let (tmp, cache_id) = (tmp.clone(), cache_id.clone());
             let root = self.dir.parent().map(Path::to_path_buf);
             let driver_name = self.driver.name();
-            crate::cleanup::on_interrupt(move || {
+            let undo: crate::cleanup::Undo = Box::new(move || {
                 if let Some(d) = root.and_then(|r| strata_driver::open(&r, driver_name).ok()) {
                     let _ = d.remove(&cache_id);
                 }
                 let _ = fs::remove_dir_all(&tmp);
-            })
-        };
+            });
+            Ok::<_, Error>((held, undo))
+        })?;
         let result = self.register_in(&tmp, &cache_id, parent_layer.as_ref(), tar, expected, undo);
         match &result {
             Ok(l) if l.cache_id == cache_id => {

@@ -22,6 +22,7 @@ pub mod archive;
 pub mod build;
 pub mod buildcache;
 pub mod changes;
+pub mod check;
 pub mod cleanup;
 pub mod config;
 pub mod containers;

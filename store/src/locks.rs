@@ -168,16 +168,19 @@ impl Scratch {
     /// Create one under `tmp`.
     pub fn new(tmp: &Path) -> Result<Scratch> {
         std::fs::create_dir_all(tmp).map_err(|source| Error::Io { op: "create", path: tmp.into(), source })?;
-        let dir = tempfile::Builder::new().prefix("s-").tempdir_in(tmp).map_err(|source| Error::Io {
-            op: "create scratch in",
-            path: tmp.into(),
-            source,
+        let ((dir, held), undo) = crate::cleanup::create_armed(|| {
+            let dir = tempfile::Builder::new().prefix("s-").tempdir_in(tmp).map_err(|source| Error::Io {
+                op: "create scratch in",
+                path: tmp.into(),
+                source,
+            })?;
+            let held = ObjectLock::exclusive(dir.path())?;
+            let path = dir.path().to_path_buf();
+            let undo: crate::cleanup::Undo = Box::new(move || {
+                let _ = std::fs::remove_dir_all(&path);
+            });
+            Ok::<_, Error>(((dir, held), undo))
         })?;
-        let held = ObjectLock::exclusive(dir.path())?;
-        let path = dir.path().to_path_buf();
-        let undo = crate::cleanup::on_interrupt(move || {
-            let _ = std::fs::remove_dir_all(&path);
-        });
         Ok(Scratch { dir, _held: held, _undo: undo })
     }
 

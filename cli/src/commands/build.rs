@@ -237,19 +237,32 @@ fn interrupt_cleans_up(s: &Settings) {
 /// `builder prune`: forget every cached step (the images stay until pruned).
 pub fn prune(s: &Settings, a: BuilderPruneArgs) -> Result<()> {
     if !a.force {
-        print!("WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
+        let prompt = "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] ";
+        if !crate::commands::confirm(&mut std::io::stdout(), prompt)? {
             return Ok(());
         }
     }
-    let store = s.store()?;
-    let _l = store.publish()?;
-    strata_store::buildcache::BuildCache::new(store.root()).clear()?;
     // Every cache record is unused once the index is gone: `-a` changes nothing.
     let _all = a.all;
+    let store = s.store()?;
+    let (removed, reclaimed) = clear_cache(&store)?;
+    let mut p = Printer::stdout();
+    if !removed.is_empty() {
+        p.line("Deleted build cache objects:")?;
+        for id in &removed {
+            p.line(&id.hex()[..25])?;
+        }
+    }
+    p.line(&format!("Total reclaimed space: {}", crate::printer::size(reclaimed)))
+}
+
+/// Forget the build cache and remove the untagged steps it kept; returns
+/// them and the bytes freed.
+pub fn clear_cache(store: &strata_store::Store) -> Result<(Vec<Digest>, u64)> {
+    {
+        let _l = store.publish()?;
+        strata_store::buildcache::BuildCache::new(store.root()).clear()?;
+    }
     // The untagged steps of BuildKit-style builds (every one: with the
     // cache index gone nothing refers to them).
     let repos = store.repositories()?;
@@ -263,17 +276,10 @@ pub fn prune(s: &Settings, a: BuilderPruneArgs) -> Result<()> {
     for img in store.images()? {
         if img.meta.build_cache && repos.of(&img.id).is_empty() {
             let opts = strata_store::remove::RemoveOptions { force: true, ..Default::default() };
-            strata_store::remove::remove_image(&store, &img.id.to_string(), opts)?;
+            strata_store::remove::remove_image(store, &img.id.to_string(), opts)?;
             removed.push(img.id);
         }
     }
     let reclaimed: u64 = store.prune_layers()?.iter().filter_map(|c| sizes.get(c)).sum();
-    let mut p = Printer::stdout();
-    if !removed.is_empty() {
-        p.line("Deleted build cache objects:")?;
-        for id in &removed {
-            p.line(&id.hex()[..25])?;
-        }
-    }
-    p.line(&format!("Total reclaimed space: {}", crate::printer::size(reclaimed)))
+    Ok((removed, reclaimed))
 }

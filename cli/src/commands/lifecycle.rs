@@ -2,7 +2,7 @@
 //! `container prune`: verbs on containers that exist, each printing what
 //! Docker prints and reporting per-container errors without stopping.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 use anyhow::{bail, Result};
 use strata_runtime::container as ctr;
@@ -177,34 +177,39 @@ pub fn top(s: &Settings, a: TopArgs) -> Result<()> {
     Ok(())
 }
 
+/// Remove every container that is neither running nor mounted (then the
+/// layers that freed); returns their IDs and the bytes their layers held.
+pub fn remove_stopped(store: &strata_store::Store) -> Result<(Vec<String>, u64)> {
+    let mut removed = Vec::new();
+    let mut reclaimed = 0u64;
+    {
+        let _lock = store.publish()?;
+        for c in Containers::new(store.root()).list()? {
+            if ctr::state(store, &c.id)?.is_running() || store.driver().is_mounted(&c.layer).unwrap_or(false) {
+                continue;
+            }
+            reclaimed += store.driver().diff_size(&c.layer).unwrap_or(0);
+            ctr::remove(store, &c)?;
+            removed.push(c.id);
+        }
+    }
+    store.prune_layers()?;
+    Ok((removed, reclaimed))
+}
+
 /// `container prune`: remove every stopped container.
 pub fn prune(s: &Settings, a: ContainerPruneArgs) -> Result<()> {
     if let Some(f) = a.filter.iter().find(|f| !f.starts_with("until=") && !f.starts_with("label")) {
         bail!("Error response from daemon: invalid filter '{}'", f.split_once('=').map_or(f.as_str(), |(k, _)| k));
     }
     if !a.force {
-        print!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
+        let prompt = "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ";
+        if !crate::commands::confirm(&mut std::io::stdout(), prompt)? {
             return Ok(());
         }
     }
     let store = s.store()?;
-    let _lock = store.publish()?;
-    let mut removed = Vec::new();
-    let mut reclaimed = 0u64;
-    for c in Containers::new(store.root()).list()? {
-        if ctr::state(&store, &c.id)?.is_running() || store.driver().is_mounted(&c.layer).unwrap_or(false) {
-            continue;
-        }
-        reclaimed += store.driver().diff_size(&c.layer).unwrap_or(0);
-        ctr::remove(&store, &c)?;
-        removed.push(c.id);
-    }
-    drop(_lock);
-    store.prune_layers()?;
+    let (removed, reclaimed) = remove_stopped(&store)?;
     let mut p = Printer::stdout();
     if !removed.is_empty() {
         p.line("Deleted Containers:")?;

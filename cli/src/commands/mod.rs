@@ -23,8 +23,10 @@ mod rmi;
 mod run;
 mod save;
 mod spool;
+mod system_check;
 mod system_df;
 mod system_info;
+mod system_prune;
 mod tag;
 mod volume;
 
@@ -54,6 +56,17 @@ pub fn for_each_name(names: &[String], mut f: impl FnMut(&str) -> Result<()>) ->
         return Err(crate::Reported.into());
     }
     Ok(())
+}
+
+/// Docker's confirmation: print `prompt` (ending in "[y/N] ") on `out`,
+/// read a line from stdin; true for `y`, `Y` or `yes`.
+pub fn confirm(out: &mut dyn std::io::Write, prompt: &str) -> Result<bool> {
+    use std::io::BufRead;
+    write!(out, "{prompt}")?;
+    out.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
 /// Run the parsed command line.
@@ -93,6 +106,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Image(ImageCommand::Diff(a)) => image_diff::run(&s, a),
         Command::System(SystemCommand::Df(a)) => system_df::run(&s, a),
         Command::System(SystemCommand::Info(a)) | Command::Info(a) => system_info::info(&s, a),
+        Command::System(SystemCommand::Prune(a)) => system_prune::run(&s, a),
+        Command::System(SystemCommand::Check(a)) => system_check::run(&s, a),
         Command::Version(a) => system_info::version(a),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&s, a),
         Command::Builder(crate::cli::BuilderCommand::Prune(a)) => build::prune(&s, a),

@@ -12,14 +12,17 @@ use anyhow::{Context, Result};
 /// names the temporary file (`.strata-save-`).
 pub fn write_file(path: &Path, prefix: &str, fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempfile_in(dir)
-        .with_context(|| format!("create a file next to {}", path.display()))?;
-    let tmp_path = tmp.path().to_path_buf();
-    let undo = strata_store::cleanup::on_interrupt(move || {
-        let _ = std::fs::remove_file(&tmp_path);
-    });
+    let (mut tmp, undo) = strata_store::cleanup::create_armed(|| {
+        let tmp = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempfile_in(dir)
+            .with_context(|| format!("create a file next to {}", path.display()))?;
+        let tmp_path = tmp.path().to_path_buf();
+        let undo: strata_store::cleanup::Undo = Box::new(move || {
+            let _ = std::fs::remove_file(&tmp_path);
+        });
+        anyhow::Ok((tmp, undo))
+    })?;
     {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         fill(&mut w)?;

@@ -1,7 +1,6 @@
 //! `strata image prune`
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, Write};
 
 use anyhow::{bail, Result};
 use strata_store::remove::{remove_image, RemoveOptions, Removed};
@@ -23,20 +22,44 @@ pub fn run(s: &Settings, a: PruneArgs) -> Result<()> {
     if !a.force {
         let what =
             if a.all { "all images without at least one container associated to them" } else { "all dangling images" };
-        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-        std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        let prompt = format!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+        if !crate::commands::confirm(&mut std::io::stderr(), &prompt)? {
             return Ok(());
         }
     }
     let store = s.store()?;
+    let (lines, reclaimed) = remove_unused(&store, &a)?;
+    let mut p = Printer::stdout();
+    if !lines.is_empty() {
+        p.line("Deleted Images:")?;
+        for l in self::lines(&lines) {
+            p.line(&l)?;
+        }
+        p.line("")?;
+    }
+    p.line(&format!("Total reclaimed space: {}", printer::size4(reclaimed)))
+}
+
+/// Docker's prune lines for what was removed (`untagged: …`, `deleted: …`).
+pub fn lines(removed: &[Removed]) -> Vec<String> {
+    removed
+        .iter()
+        .map(|l| match l {
+            Removed::Untagged(r) => format!("untagged: {r}"),
+            Removed::Deleted(d) => format!("deleted: {d}"),
+        })
+        .collect()
+}
+
+/// Remove the images `a` selects (see [`candidates`]), round after round
+/// (a removed child frees its parent); returns the output lines and the
+/// bytes of layer content freed.
+pub fn remove_unused(store: &Store, a: &PruneArgs) -> Result<(Vec<Removed>, u64)> {
     store.check_writable()?;
-    let before = total_layer_bytes(&store)?;
+    let before = total_layer_bytes(store)?;
     let mut lines = Vec::new();
     loop {
-        let victims = candidates(&store, &a)?;
+        let victims = candidates(store, a)?;
         if victims.is_empty() {
             break;
         }
@@ -45,7 +68,7 @@ pub fn run(s: &Settings, a: PruneArgs) -> Result<()> {
             if !store.imagedb().exists(&id) {
                 continue;
             }
-            if let Ok(out) = remove_image(&store, &id.to_string(), RemoveOptions { force: true, no_prune: false }) {
+            if let Ok(out) = remove_image(store, &id.to_string(), RemoveOptions { force: true, no_prune: false }) {
                 lines.extend(out);
                 progressed = true;
             }
@@ -54,19 +77,7 @@ pub fn run(s: &Settings, a: PruneArgs) -> Result<()> {
             break;
         }
     }
-    let reclaimed = before.saturating_sub(total_layer_bytes(&store)?);
-    let mut p = Printer::stdout();
-    if !lines.is_empty() {
-        p.line("Deleted Images:")?;
-        for l in lines {
-            match l {
-                Removed::Untagged(r) => p.line(&format!("untagged: {r}"))?,
-                Removed::Deleted(d) => p.line(&format!("deleted: {d}"))?,
-            }
-        }
-        p.line("")?;
-    }
-    p.line(&format!("Total reclaimed space: {}", printer::size4(reclaimed)))
+    Ok((lines, before.saturating_sub(total_layer_bytes(store)?)))
 }
 
 fn total_layer_bytes(store: &Store) -> Result<u64> {

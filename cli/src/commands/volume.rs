@@ -1,7 +1,5 @@
 //! `volume create|ls|inspect|rm|prune`: named volumes, Docker's output.
 
-use std::io::{BufRead, Write};
-
 use anyhow::{bail, Result};
 use serde_json::json;
 use strata_runtime::volumes::Volumes;
@@ -23,6 +21,22 @@ pub fn users(store: &Store, name: &str) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// Remove every volume no container uses; their names and bytes freed.
+pub fn remove_unused(store: &Store) -> Result<(Vec<String>, u64)> {
+    let vols = Volumes::new(store.root());
+    let _l = store.publish()?;
+    let mut removed = Vec::new();
+    let mut reclaimed = 0;
+    for v in vols.list()? {
+        if users(store, &v.name)?.is_empty() {
+            reclaimed += vols.size(&v.name);
+            vols.remove(&v.name)?;
+            removed.push(v.name);
+        }
+    }
+    Ok((removed, reclaimed))
 }
 
 fn document(vols: &Volumes, v: &strata_runtime::volumes::Volume) -> serde_json::Value {
@@ -127,24 +141,12 @@ pub fn run(s: &Settings, cmd: VolumeCommand) -> Result<()> {
         }
         VolumeCommand::Prune(a) => {
             if !a.force {
-                print!("WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ");
-                std::io::stdout().flush()?;
-                let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line)?;
-                if !matches!(line.trim(), "y" | "Y" | "yes") {
+                let prompt = "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ";
+                if !crate::commands::confirm(&mut std::io::stdout(), prompt)? {
                     return Ok(());
                 }
             }
-            let _l = store.publish()?;
-            let mut removed = Vec::new();
-            let mut reclaimed = 0;
-            for v in vols.list()? {
-                if users(&store, &v.name)?.is_empty() {
-                    reclaimed += vols.size(&v.name);
-                    vols.remove(&v.name)?;
-                    removed.push(v.name);
-                }
-            }
+            let (removed, reclaimed) = remove_unused(&store)?;
             if !removed.is_empty() {
                 p.line("Deleted Volumes:")?;
                 for n in &removed {

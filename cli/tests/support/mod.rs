@@ -111,3 +111,65 @@ impl Drop for Dockerd {
         }
     }
 }
+
+/// A deterministic pseudo-random byte stream (xorshift), half of it drawn
+/// from a small alphabet so it compresses about as well as real binaries.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        if (x >> 40) & 1 == 0 {
+            v.extend_from_slice(&b);
+        } else {
+            v.extend(b.iter().map(|c| b"etaoin shrdlu\n"[(*c % 14) as usize]));
+        }
+    }
+    v.truncate(len);
+    v
+}
+
+/// Write a docker-archive (`docker save` layout) tagged `tag` of ~`total`
+/// bytes of noise in `n` layers (8 files each) to `path`.
+pub fn big_archive(path: &Path, total: usize, n: usize, tag: &str) {
+    use sha2::Digest as _;
+    let digest = |b: &[u8]| format!("sha256:{:x}", sha2::Sha256::digest(b));
+    let entry = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    let mut diff_ids = Vec::new();
+    let mut layers = Vec::new();
+    for i in 0..n {
+        let mut b = tar::Builder::new(Vec::new());
+        for j in 0..8 {
+            entry(&mut b, &format!("data/l{i}/f{j}"), &noise((i * 100 + j) as u64 + 1, total / n / 8));
+        }
+        let tar = b.into_inner().unwrap();
+        diff_ids.push(digest(&tar));
+        layers.push(tar);
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let cfg_name = format!("{}.json", &digest(&config)[7..]);
+    let layer_names: Vec<String> = diff_ids.iter().map(|d| format!("{}/layer.tar", &d[7..])).collect();
+    let manifest =
+        serde_json::to_vec(&serde_json::json!([{"Config": cfg_name, "RepoTags": [tag], "Layers": layer_names}]))
+            .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    entry(&mut b, "manifest.json", &manifest);
+    entry(&mut b, &cfg_name, &config);
+    for (name, data) in layer_names.iter().zip(&layers) {
+        entry(&mut b, name, data);
+    }
+    fs::write(path, b.into_inner().unwrap()).unwrap();
+}

@@ -318,11 +318,21 @@ impl Content {
             };
         }
         if let Some((_, d)) = rest.split_once("/blobs/") {
-            return match self.blobs.get(d) {
-                Some(b) => Reply::new(200, b.clone())
+            // `Range: bytes=N-`, as the Distribution registry honours it.
+            let from = req
+                .header("range")
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.strip_suffix('-'))
+                .and_then(|n| n.parse::<usize>().ok());
+            return match (self.blobs.get(d), from) {
+                (Some(b), Some(n)) if n < b.len() => Reply::new(206, b[n..].to_vec())
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Range", &format!("bytes {n}-{}/{}", b.len() - 1, b.len()))
+                    .header("Docker-Content-Digest", d),
+                (Some(b), _) => Reply::new(200, b.clone())
                     .header("Content-Type", "application/octet-stream")
                     .header("Docker-Content-Digest", d),
-                None => Reply::error(404, "BLOB_UNKNOWN", "blob unknown to registry"),
+                (None, _) => Reply::error(404, "BLOB_UNKNOWN", "blob unknown to registry"),
             };
         }
         Reply::new(404, "not found")
