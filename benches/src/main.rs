@@ -18,6 +18,7 @@ mod report;
 mod rootfs;
 mod scratch;
 mod stacks;
+mod store;
 mod workloads;
 
 use std::path::PathBuf;
@@ -153,6 +154,7 @@ fn main() {
     let want = |k: &str| only.as_deref().is_none_or(|o| k.contains(o));
     let mut pairs = images::run(&settings, &tree, &want);
     pairs.extend(containers::run(&settings, &want));
+    pairs.extend(store::run(&settings, &want));
     let load_end = loadavg();
     let elapsed = started.elapsed().as_secs_f64();
     println!();

@@ -55,7 +55,9 @@ fn main() -> ExitCode {
     if args.debug {
         let _ = tracing_subscriber::fmt().with_env_filter("debug").with_writer(std::io::stderr).try_init();
     }
-    match commands::run(args) {
+    let result = commands::run(args);
+    strata_store::cleanup::wait_if_interrupted();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if e.is::<Reported>() {

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, Pid, Signal};
 
+#[path = "../../store/tests/support/distribution.rs"]
+mod distribution;
 mod support;
 
 const BUSYBOX: &str = "ia/busybox:1.35";
@@ -531,18 +533,24 @@ fn system_prune_removes_what_is_unused() {
 }
 
 /// Several processes doing random loads, saves, tags, removals, creates,
-/// commits and prunes against one store for a bounded time: afterwards
+/// commits, prunes, pulls and pushes (a real `docker-registry`) against
+/// one store for a bounded time: afterwards
 /// `system check` is clean, every image saves and loads elsewhere with its
 /// ID, and nothing is left mounted.
 #[test]
 fn concurrent_commands_keep_the_store_consistent() {
     let e = Env::new();
     e.load("min/ia-busybox.min.tar");
+    let reg = distribution::Registry::start(None);
+    let remote = format!("{}/ia/busybox:1.35", reg.host);
+    e.ok(&["tag", BUSYBOX, &remote]);
+    e.ok(&["push", &remote]);
     let deadline = Instant::now() + Duration::from_secs(25);
     let workers: Vec<_> = (0..4)
         .map(|w| {
             let root = e.root.clone();
             let dir = e.dir.path().to_path_buf();
+            let remote = remote.clone();
             std::thread::spawn(move || {
                 let strata = |args: &[&str]| -> Output {
                     let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
@@ -558,7 +566,7 @@ fn concurrent_commands_keep_the_store_consistent() {
                     seed ^= seed << 17;
                     let name = format!("w{w}-{}", seed % 3);
                     let saved = dir.join(format!("w{w}.tar"));
-                    let o = match seed % 9 {
+                    let o = match seed % 11 {
                         0 => strata(&["load", "-i", testdata("min/ia-layered.min.tar").to_str().unwrap()]),
                         1 => strata(&["tag", BUSYBOX, &format!("{name}:t")]),
                         2 => strata(&["rmi", "-f", &format!("{name}:t")]),
@@ -567,15 +575,24 @@ fn concurrent_commands_keep_the_store_consistent() {
                         5 => strata(&["commit", &name, &format!("{name}:c")]),
                         6 => strata(&["rm", "-f", &name]),
                         7 => strata(&["save", "-o", saved.to_str().unwrap(), BUSYBOX]),
+                        8 => strata(&["pull", &remote]),
+                        9 => strata(&["push", &remote]),
                         _ => strata(&["image", "prune", "-f"]),
                     };
                     ops += 1;
                     let err = text(&o.stderr);
                     // Expected refusals of a racing workload (the name is
                     // taken, gone, or in use), not failures of the store.
-                    let expected = ["No such", "already in use", "conflict", "Conflict", "reference does not exist"];
+                    let expected = [
+                        "No such",
+                        "already in use",
+                        "conflict",
+                        "Conflict",
+                        "reference does not exist",
+                        "does not exist locally",
+                    ];
                     if !o.status.success() && !expected.iter().any(|x| err.contains(x)) {
-                        failures.push(format!("{:?}: {err}", seed % 9));
+                        failures.push(format!("{:?}: {err}", seed % 11));
                     }
                 }
                 (ops, failures)

@@ -11,6 +11,7 @@
 //! published) or after it (the action is disarmed, what was published
 //! stays whole).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// An undo action.
@@ -22,6 +23,9 @@ struct Registry {
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry { next: 0, actions: Vec::new() });
+
+/// Set once [`interrupt`] has begun.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
@@ -74,11 +78,24 @@ impl Drop for Armed {
 /// Run every armed action (newest first) and return with the registry
 /// locked: the caller exits the process while holding the returned guard.
 pub fn interrupt() -> impl Drop {
+    INTERRUPTED.store(true, Ordering::SeqCst);
     let mut r = registry();
     while let Some((_, undo)) = r.actions.pop() {
         undo();
     }
     r
+}
+
+/// Called by the main thread before the process exits on its own: if an
+/// interrupt is being handled, wait (forever) for the handler to exit the
+/// process with its status, instead of racing it with another one.
+pub fn wait_if_interrupted() {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        let _r = registry();
+        loop {
+            std::thread::park();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -216,6 +216,9 @@ fn interrupt_cleans_up(s: &Settings) {
     let me = std::process::id().to_string();
     std::thread::spawn(move || {
         if sigs.forever().next().is_some() {
+            // First: the main thread, seeing its step fail, must not exit
+            // with its own status meanwhile (it waits for this thread).
+            let _held = strata_store::cleanup::interrupt();
             if let Ok(store) = strata_store::Store::open(&root, &driver) {
                 let table = strata_store::containers::Containers::new(store.root());
                 for c in table.list().unwrap_or_default() {
@@ -228,7 +231,6 @@ fn interrupt_cleans_up(s: &Settings) {
                 }
             }
             eprintln!("ERROR: the build was interrupted");
-            let _held = strata_store::cleanup::interrupt();
             std::process::exit(130);
         }
     });
