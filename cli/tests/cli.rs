@@ -248,6 +248,161 @@ fn save_then_load_in_a_fresh_store_keeps_ids() {
     }
 }
 
+/// Regular and symlink `layer.tar` members of a docker-archive.
+fn layer_members(p: &Path) -> (usize, usize) {
+    let mut ar = tar::Archive::new(fs::File::open(p).unwrap());
+    let (mut files, mut links) = (0, 0);
+    for m in ar.entries().unwrap() {
+        let m = m.unwrap();
+        if m.path().unwrap().ends_with("layer.tar") {
+            match m.header().entry_type() {
+                tar::EntryType::Symlink => links += 1,
+                _ => files += 1,
+            }
+        }
+    }
+    (files, links)
+}
+
+/// `save REPO` saves every tag of the repository, whichever image each
+/// names; a layer two images share is written once (the second place is a
+/// symlink to the first, as `docker save` writes it).
+#[test]
+fn save_repo_saves_every_tag_and_each_layer_once() {
+    let e = Env::new("vfs");
+    e.load("docker-save/ia-all.tar");
+    e.ok(&["tag", "ia/busybox:1.35", "ia/busybox:copy"]);
+    e.ok(&["tag", "ia/layered:1", "ia/busybox:layered"]);
+    let out = e.dir.path().join("repo.tar");
+    e.ok(&["save", "-o", out.to_str().unwrap(), "ia/busybox"]);
+    // busybox's one layer is layered's first: 5 distinct diffs, one link.
+    assert_eq!(layer_members(&out), (5, 1));
+    let f = Env::new("vfs");
+    assert_eq!(
+        f.ok(&["load", "-i", out.to_str().unwrap()]),
+        "Loaded image: ia/busybox:1.35\nLoaded image: ia/busybox:copy\nLoaded image: ia/busybox:latest\nLoaded image: ia/busybox:layered\n"
+    );
+    let fmt = ["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"];
+    let mut want: Vec<String> = e.ok(&fmt).lines().filter(|l| l.starts_with("ia/busybox:")).map(String::from).collect();
+    let mut got: Vec<String> = f.ok(&fmt).lines().map(String::from).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    // Two references to images sharing layers.
+    e.ok(&["save", "-o", out.to_str().unwrap(), "ia/busybox:1.35", "ia/layered:1"]);
+    assert_eq!(layer_members(&out), (5, 1));
+    let (_, err) = e.fails(&["save", "ia/nosuch"]);
+    assert_eq!(err, "Error response from daemon: reference does not exist\n");
+}
+
+/// `min/ia-busybox.min.tar` rewritten: its `manifest.json` replaced by
+/// each of `manifests` in turn (more than one: the member repeated).
+fn busybox_archive_with(dir: &Path, name: &str, manifests: &[Vec<u8>]) -> PathBuf {
+    let out = dir.join(name);
+    let mut w = tar::Builder::new(fs::File::create(&out).unwrap());
+    let mut ar = tar::Archive::new(fs::File::open(images_dir().join("min/ia-busybox.min.tar")).unwrap());
+    for m in ar.entries().unwrap() {
+        let mut m = m.unwrap();
+        let path = m.path().unwrap().into_owned();
+        if path == Path::new("manifest.json") {
+            continue;
+        }
+        let mut h = m.header().clone();
+        w.append_data(&mut h, path, &mut m).unwrap();
+    }
+    for data in manifests {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        w.append_data(&mut h, "manifest.json", data.as_slice()).unwrap();
+    }
+    w.finish().unwrap();
+    out
+}
+
+/// Hostile archives `load` refuses, leaving the store as it was.
+#[test]
+fn load_refuses_ambiguous_or_oversized_metadata() {
+    let e = Env::new("vfs");
+    let manifest = |tags: &str| {
+        format!(
+            r#"[{{"Config":"d45aab138e67454af930438455e5f5a0f4b2684b2b12476e502345be1c4b039f.json","RepoTags":{tags},"Layers":["a337e16220d548ad55e84ce2afdea0616c764ef8881639b24cc0196f5b05f933/layer.tar"]}}]"#
+        )
+        .into_bytes()
+    };
+    // The rewriting itself is sound: one manifest loads.
+    let good = busybox_archive_with(e.dir.path(), "good.tar", &[manifest(r#"["ia/good:1"]"#)]);
+    assert_eq!(e.ok(&["load", "-i", good.to_str().unwrap()]), "Loaded image: ia/good:1\n");
+    e.ok(&["rmi", "ia/good:1"]);
+    let mut big = manifest(r#"["ia/big:1"]"#);
+    big.resize(2 << 20, b' ');
+    let hex = "a".repeat(64);
+    let cases: Vec<(&str, Vec<Vec<u8>>, String)> = vec![
+        (
+            "twice.tar",
+            vec![manifest(r#"["ia/one:1"]"#), manifest(r#"["ia/two:1"]"#)],
+            "invalid image archive: duplicate member manifest.json\n".into(),
+        ),
+        ("big.tar", vec![big], "invalid image archive: manifest.json is larger than 1048576 bytes\n".into()),
+        (
+            "digest.tar",
+            vec![manifest(
+                r#"["ia/busybox@sha256:d45aab138e67454af930438455e5f5a0f4b2684b2b12476e502345be1c4b039f"]"#,
+            )],
+            "invalid image archive: invalid tag \"ia/busybox@sha256:d45aab138e67454af930438455e5f5a0f4b2684b2b12476e502345be1c4b039f\"\n".into(),
+        ),
+        (
+            "hex.tar",
+            vec![manifest(&format!(r#"["{hex}:latest"]"#))],
+            format!("invalid repository name ({hex}), cannot specify 64-byte hexadecimal strings\n"),
+        ),
+    ];
+    for (name, manifests, want) in cases {
+        let p = busybox_archive_with(e.dir.path(), name, &manifests);
+        let (_, err) = e.fails(&["load", "-i", p.to_str().unwrap()]);
+        assert_eq!(err, want, "{name}");
+        assert_eq!(e.ok(&["images", "-q"]), "", "{name}: nothing loaded");
+    }
+}
+
+/// Reference errors: Docker's words, the name shown, a reason always given.
+#[test]
+fn reference_messages() {
+    let e = Env::new("vfs");
+    e.load("min/ia-busybox.min.tar");
+    let (_, err) = e.fails(&["tag", "ia/busybox:1.35", "ia/Layered:1"]);
+    assert_eq!(
+        err,
+        "Error parsing reference: \"ia/Layered:1\" is not a valid repository/tag: invalid reference format: repository name (ia/Layered) must be lowercase\n"
+    );
+    let hex = "0123456789abcdef".repeat(4);
+    for target in [hex.clone(), format!("{hex}:1")] {
+        let (_, err) = e.fails(&["tag", "ia/busybox:1.35", &target]);
+        assert_eq!(
+            err,
+            format!("Error parsing reference: {target:?} is not a valid repository/tag: invalid repository name ({hex}), cannot specify 64-byte hexadecimal strings\n")
+        );
+    }
+    let (_, err) = e.fails(&["pull", &format!("{hex}:1")]);
+    assert_eq!(err, format!("invalid repository name ({hex}), cannot specify 64-byte hexadecimal strings\n"));
+    for bad in ["a//b:1", "ia/b_:1", "a-"] {
+        let (_, err) = e.fails(&["tag", "ia/busybox:1.35", bad]);
+        assert!(err.starts_with("Error parsing reference") && !err.ends_with(": \n"), "{bad}: {err}");
+    }
+    // An ID after `sha256:`, whole or a prefix, names the image.
+    let id = "d45aab138e67454af930438455e5f5a0f4b2684b2b12476e502345be1c4b039f";
+    for name in [format!("sha256:{id}"), "sha256:d45aab13".to_string(), "d45aab13".to_string()] {
+        assert_eq!(e.ok(&["image", "inspect", "-f", "{{.Id}}", &name]), format!("sha256:{id}\n"), "{name}");
+    }
+    // What was looked for, with its default tag.
+    let (_, err) = e.fails(&["history", "other/bb"]);
+    assert_eq!(err, "Error response from daemon: No such image: other/bb:latest\n");
+    let (_, err) = e.fails(&["rmi", "other/bb"]);
+    assert_eq!(err, "Error response from daemon: No such image: other/bb:latest\n");
+    let (_, err) = e.fails(&["image", "inspect", "other/bb"]);
+    assert_eq!(err, "Error response from daemon: no such image: other/bb: No such image: other/bb:latest\n");
+}
+
 #[test]
 fn import_with_changes() {
     let e = Env::new("vfs");
@@ -710,6 +865,8 @@ fn dockerd_round_trip() {
     let out = e.dir.path().join("s.tar");
     e.ok(&["save", "-o", out.to_str().unwrap(), "ia/layered:1", "ia/committed:1"]);
 
+    // ia/layered's top layer is below ia/committed's: written once, linked.
+    assert_eq!(layer_members(&out), (6, 1));
     let daemon = support::Dockerd::start(&e.dir.path().join("dockerd"), "vfs");
     let docker = |args: &[&str]| daemon.ok(args);
     let loaded = docker(&["load", "-i", out.to_str().unwrap()]);

@@ -16,6 +16,11 @@ use crate::error::{Error, IoContext, Result};
 const MAX_MEMBERS: usize = 100_000;
 /// Largest JSON document (manifest, index, config) read into memory.
 pub const MAX_JSON: u64 = 64 << 20;
+/// Largest archive-level metadata member (`manifest.json`, `index.json`,
+/// `repositories`, `oci-layout`): containers/image's limit.
+pub const MAX_METADATA: u64 = 1 << 20;
+/// The archive-level metadata members.
+const METADATA: [&str; 4] = ["manifest.json", "index.json", "repositories", "oci-layout"];
 
 /// Compression of a stream, by its magic bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,12 +96,14 @@ impl Archive {
                     let file = scratch.path().join(format!("m{n}"));
                     let mut f = File::create(&file).at("create", &file)?;
                     io::copy(&mut e, &mut f).map_err(|e| Error::BadArchive(format!("reading member {name}: {e}")))?;
+                    refuse_duplicate(&name, &files, &links)?;
                     files.insert(name, file);
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {
                     if let Some(t) = e.link_name_bytes() {
                         let t = String::from_utf8_lossy(&t).to_string();
                         let target = if e.header().entry_type() == tar::EntryType::Link { normalize(&t) } else { t };
+                        refuse_duplicate(&name, &files, &links)?;
                         links.insert(name, target);
                     }
                 }
@@ -165,13 +172,23 @@ impl Archive {
     /// Read a (small) member into memory.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
         let f = self.open(name)?;
+        let max = if METADATA.contains(&normalize(name).as_str()) { MAX_METADATA } else { MAX_JSON };
         let mut v = Vec::new();
-        f.take(MAX_JSON + 1).read_to_end(&mut v).during(format!("read {name}"))?;
-        if v.len() as u64 > MAX_JSON {
-            return Err(Error::BadArchive(format!("{name} is too large")));
+        f.take(max + 1).read_to_end(&mut v).during(format!("read {name}"))?;
+        if v.len() as u64 > max {
+            return Err(Error::BadArchive(format!("{name} is larger than {} bytes", max)));
         }
         Ok(v)
     }
+}
+
+/// Two members by one name: readers disagree on which one counts (the
+/// first, the last), so an archive holding them is refused.
+fn refuse_duplicate(name: &str, files: &HashMap<String, PathBuf>, links: &HashMap<String, String>) -> Result<()> {
+    if files.contains_key(name) || links.contains_key(name) {
+        return Err(Error::BadArchive(format!("duplicate member {name}")));
+    }
+    Ok(())
 }
 
 /// Normalize an archive path: no leading `./` or `/`, no `.` components,
