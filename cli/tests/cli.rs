@@ -846,6 +846,76 @@ fn version_and_info() {
     assert!(text.contains(" Storage Driver: vfs\n") && text.contains(" Images: 1\n"), "{text}");
 }
 
+/// Command-line mistakes exit as Docker's CLI exits (the docker client on
+/// this machine is the oracle: 1 for an unknown command or a wrong number
+/// of arguments, 125 for flag errors), with Docker's words.
+#[test]
+fn command_line_errors_match_docker() {
+    let e = Env::new("vfs");
+    let cases: &[(&[&str], &str)] = &[
+        (&["foo"], "strata: 'foo' is not a strata command.\nSee 'strata --help'\n"),
+        (&["stopp", "x"], "strata: 'stopp' is not a strata command.\nSee 'strata --help'\n"),
+        (&["ps", "--bogus"], "unknown flag: --bogus\nSee 'strata ps --help'.\n"),
+        (&["image", "ls", "-x"], "unknown shorthand flag: 'x' in -x\nSee 'strata image ls --help'.\n"),
+        (&["ps", "-n", "x"], ""),
+        (&["tag", "a"], ""),
+        (&["tag", "a", "b", "c"], ""),
+    ];
+    for (args, want) in cases {
+        let o = e.run(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        if !want.is_empty() {
+            assert_eq!(err, *want, "{args:?}");
+        }
+        assert!(err.lines().last().unwrap_or("").starts_with("See 'strata "), "{args:?}: {err}");
+        let docker = Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", format!("unix://{}/none.sock", e.dir.path().display()))
+            .args(*args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the docker client is installed");
+        assert_eq!(
+            o.status.code(),
+            docker.status.code(),
+            "{args:?}: {err} / {}",
+            String::from_utf8_lossy(&docker.stderr)
+        );
+    }
+    // Help: the command's own flags; the global ones once, in `strata --help`.
+    let help = e.ok(&["ps", "--help"]);
+    assert!(help.contains("--all") && !help.contains("--root") && !help.contains("--storage-driver"), "{help}");
+    let help = e.ok(&["--help"]);
+    assert_eq!(help.matches("--root").count(), 1, "{help}");
+    assert!(help.contains("Global Options:\n") && help.contains("--storage-driver <STORAGE_DRIVER>"), "{help}");
+    // No global -s: `ps -as` and `inspect -s` are Docker's size flags; the
+    // kernel driver answers to Docker's name too.
+    e.load("min/ia-busybox.min.tar");
+    e.ok(&["create", "--name", "c1", "ia/busybox:1.35"]);
+    assert!(e.ok(&["ps", "-as", "--format", "{{.Names}}"]).starts_with("c1"));
+    assert!(e.ok(&["inspect", "-s", "-f", "{{.Name}}", "c1"]).starts_with("/c1"));
+    let (_, err) = e.fails(&["rename", "c1", "x"]);
+    assert_eq!(
+        err,
+        "Error response from daemon: Invalid container name (x), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed\n"
+    );
+    let (_, err) = e.fails(&["create", "--name", "a/b", "ia/busybox:1.35"]);
+    assert_eq!(
+        err,
+        "Error response from daemon: Invalid container name (a/b), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed\n"
+    );
+    e.ok(&["rm", "c1"]);
+    if is_root() {
+        let f = Env::new("overlay");
+        let o = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(f.root())
+            .args(["--storage-driver", "overlay2", "info", "--format", "{{.Driver}}"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "overlay\n", "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
 /// A running dockerd (Debian's docker.io, started here with a private data
 /// root and no networking) loads `strata save` with the same image IDs, and
 /// strata loads `docker save` of it back with the same IDs.
