@@ -840,10 +840,39 @@ fn prune_and_system_df() {
 fn version_and_info() {
     let e = Env::new("vfs");
     assert!(e.ok(&["version"]).starts_with("Client:\n Version:           0.1.0\n"));
+    // What scripts ask Docker (`docker version --format '{{.Server.Version}}'`).
+    assert_eq!(e.ok(&["version", "--format", "{{.Server.Version}}"]), "0.1.0\n");
+    assert_eq!(e.ok(&["version", "--format", "{{.Client.Version}}"]), "0.1.0\n");
+    assert_eq!(
+        e.ok(&["version", "-f", "{{.Server.ApiVersion}} {{range .Server.Components}}{{.Name}}{{end}}"]),
+        "1.41 Engine\n"
+    );
     e.load("min/ia-busybox.min.tar");
     assert_eq!(e.ok(&["info", "--format", "{{.Driver}} {{.Images}} {{.Containers}}"]), "vfs 1 0\n");
     let text = e.ok(&["system", "info"]);
     assert!(text.contains(" Storage Driver: vfs\n") && text.contains(" Images: 1\n"), "{text}");
+}
+
+/// `load` with a terminal on stdin fails at once with Docker's words (the
+/// terminal is a pty from util-linux's `script`).
+#[test]
+fn load_from_a_terminal_refuses() {
+    let e = Env::new("vfs");
+    let cmd = format!("{} --root {} load; echo \"[exit $?]\"", env!("CARGO_BIN_EXE_strata"), e.root().display());
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "load waits on the terminal");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert_eq!(out.replace('\r', ""), "requested load from stdin, but stdin is empty\n[exit 1]\n");
 }
 
 /// Command-line mistakes exit as Docker's CLI exits (the docker client on
