@@ -455,6 +455,20 @@ fn import_with_changes() {
         "[\"sha256:a337e16220d548ad55e84ce2afdea0616c764ef8881639b24cc0196f5b05f933\"]\n"
     );
     assert_ne!(id, id2);
+    // xz and bzip2 (Docker accepts both), told apart by their magic bytes
+    // whatever the file is called.
+    for (tool, name) in [("xz", "rootfs.txz"), ("bzip2", "rootfs.bin")] {
+        let o = Command::new(tool).arg("-c").arg(&layer).output().unwrap_or_else(|_| panic!("{tool} is installed"));
+        assert!(o.status.success());
+        let p = e.dir.path().join(name);
+        fs::write(&p, o.stdout).unwrap();
+        e.ok(&["import", p.to_str().unwrap(), &format!("ia/imported:{tool}")]);
+        assert_eq!(
+            e.ok(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", &format!("ia/imported:{tool}")]),
+            "[\"sha256:a337e16220d548ad55e84ce2afdea0616c764ef8881639b24cc0196f5b05f933\"]\n",
+            "{tool}"
+        );
+    }
 }
 
 /// kill -9 a load at many points; afterwards `images` works and a fresh

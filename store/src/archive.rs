@@ -1,4 +1,4 @@
-//! Reading image archives: a tar (optionally gzip/zstd-compressed) is
+//! Reading image archives: a tar (optionally gzip/zstd/xz/bzip2-compressed) is
 //! unpacked into a scratch directory inside the store, or a directory (an
 //! OCI layout) is read in place. Members are addressed by their archive
 //! path; nothing is ever written outside the scratch directory (member
@@ -31,6 +31,10 @@ pub enum Compression {
     Gzip,
     /// zstd.
     Zstd,
+    /// xz.
+    Xz,
+    /// bzip2.
+    Bzip2,
 }
 
 /// Sniff the compression of a buffered stream without consuming it.
@@ -40,6 +44,10 @@ pub fn sniff(r: &mut dyn BufRead) -> io::Result<Compression> {
         Compression::Gzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Compression::Zstd
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Compression::Xz
+    } else if head.starts_with(b"BZh") {
+        Compression::Bzip2
     } else {
         Compression::None
     })
@@ -52,6 +60,8 @@ pub fn decompress<'a>(r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
         Compression::None => Box::new(b),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(b)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(b)?),
+        Compression::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(b)),
+        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(b)),
     })
 }
 
