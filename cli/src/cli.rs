@@ -1032,6 +1032,12 @@ pub struct SearchArgs {
 /// `cp`
 #[derive(Args, Debug)]
 pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information).
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH.
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
     /// CONTAINER:SRC_PATH or a host path.
     pub src: String,
     /// CONTAINER:DEST_PATH or a host path.

@@ -654,17 +654,24 @@ fn top_layer_names(archive: &Path) -> Vec<String> {
     v
 }
 
-/// `cp` in and out; container symlinks pointing out (absolute and
-/// relative) resolve inside the container root, never on the host.
-#[test]
-fn cp_stays_inside_the_container() {
+/// A fuse-overlay store holding container `cc` of ia/layered:1 (None, the
+/// test skipped, without root for mounts).
+fn layered_container_cc() -> Option<Env> {
     if !is_root() {
         eprintln!("SKIPPED: needs root for mounts");
-        return;
+        return None;
     }
     let e = Env::new("fuse-overlay");
     e.load("min/ia-layered.min.tar");
     e.ok(&["create", "--name", "cc", "ia/layered:1"]);
+    Some(e)
+}
+
+/// `cp` in and out; container symlinks pointing out (absolute and
+/// relative) resolve inside the container root, never on the host.
+#[test]
+fn cp_stays_inside_the_container() {
+    let Some(e) = layered_container_cc() else { return };
     let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
     std::os::unix::fs::symlink("/", m.join("abs")).unwrap();
     std::os::unix::fs::symlink("../../../../../../..", m.join("etc/rel")).unwrap();
@@ -695,9 +702,167 @@ fn cp_stays_inside_the_container() {
     assert!(m.join("tmp").join(format!("{marker}.2")).is_file());
     e.ok(&["umount", "cc"]);
     let (_, err) = e.fails(&["cp", "cc:/nonexistent", host.to_str().unwrap()]);
-    assert!(err.contains("Could not find the file"), "{err}");
+    assert_eq!(err, "Error response from daemon: Could not find the file /nonexistent in container cc\n");
     let diff = e.ok(&["diff", "cc"]);
     assert!(diff.contains(&format!("A /tmp/{marker}")), "{diff}");
+}
+
+/// (name, type, mode, uid, gid, size, link target) of each member of a tar stream, sorted.
+fn tar_listing(bytes: &[u8]) -> Vec<String> {
+    let mut ar = tar::Archive::new(bytes);
+    let mut out: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|m| {
+            let m = m.unwrap();
+            let h = m.header();
+            format!(
+                "{} {:?} {:o} {}:{} {} {}",
+                m.path().unwrap().display().to_string().trim_end_matches('/'),
+                h.entry_type(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                h.size().unwrap(),
+                h.link_name().unwrap().map(|l| l.display().to_string()).unwrap_or_default()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `cp` with tar streams (`-`), `-a`, `-L` and a symlink as destination,
+/// against a private dockerd doing the same on the same image.
+#[test]
+fn cp_streams_owners_and_symlinks_match_docker() {
+    let Some(e) = layered_container_cc() else { return };
+    let archive = images_dir().join("min/ia-layered.min.tar");
+    let daemon = support::Dockerd::start(&e.dir.path().join("dockerd"), "vfs");
+    daemon.ok(&["load", "-i", archive.to_str().unwrap()]);
+    daemon.ok(&["create", "--name", "cc", "ia/layered:1"]);
+    let docker_out = |args: &[&str]| {
+        let o = daemon.cmd(args).stdin(Stdio::null()).output().unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let strata_out = |args: &[&str]| {
+        let o = e.run(args);
+        assert!(o.status.success(), "strata {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    // Out as a tar stream: the same members, owners, modes, sizes, links.
+    for src in ["cc:/home", "cc:/etc/motd", "cc:/home/ia/.profile"] {
+        assert_eq!(tar_listing(&strata_out(&["cp", src, "-"])), tar_listing(&docker_out(&["cp", src, "-"])), "{src}");
+    }
+    let home = tar_listing(&strata_out(&["cp", "cc:/home", "-"]));
+    assert!(home.iter().any(|l| l.contains(" 1000:1000 ")), "{home:?}");
+    // In from a tar stream: the stream's owners, as with Docker (and with
+    // -a too when the container runs as its default user).
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [("in/", None), ("in/f", Some("data\n"))] {
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(1234);
+        h.set_gid(4321);
+        match data {
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o750);
+                h.set_size(0);
+                b.append_data(&mut h, name, std::io::empty()).unwrap();
+            }
+            Some(d) => {
+                h.set_mode(0o640);
+                h.set_size(d.len() as u64);
+                b.append_data(&mut h, name, d.as_bytes()).unwrap();
+            }
+        }
+    }
+    let stream = String::from_utf8(b.into_inner().unwrap()).unwrap();
+    for (flags, dst) in [(&[][..], "cc:/tmp"), (&["-a"][..], "cc:/home")] {
+        let mut args = vec!["cp"];
+        args.extend(flags);
+        args.extend(["-", dst]);
+        let o = support::run_with(e.cmd(&args), Some(&stream));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = daemon.run_with(&args, Some(&stream));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let from = format!("{dst}/in");
+        assert_eq!(
+            tar_listing(&strata_out(&["cp", &from, "-"])),
+            tar_listing(&docker_out(&["cp", &from, "-"])),
+            "cp {flags:?} - {dst}"
+        );
+    }
+    for from in ["cc:/tmp/in", "cc:/home/in"] {
+        let l = tar_listing(&strata_out(&["cp", from, "-"]));
+        assert!(l.iter().all(|l| l.contains(" 1234:4321 ")), "{from}: {l:?}");
+    }
+    // -a into a container with a user: everything is that user's (looked
+    // up in the container's passwd; Docker looks on the host).
+    e.ok(&["create", "--name", "cu", "-u", "ia", "ia/layered:1"]);
+    let o = support::run_with(e.cmd(&["cp", "-a", "-", "cu:/tmp"]), Some(&stream));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let l = tar_listing(&strata_out(&["cp", "cu:/tmp/in", "-"]));
+    assert!(l.iter().all(|l| l.contains(" 1000:1000 ")), "{l:?}");
+    let f = e.dir.path().join("hostfile");
+    fs::write(&f, "h").unwrap();
+    e.ok(&["cp", "-a", f.to_str().unwrap(), "cu:/tmp/hf"]);
+    e.ok(&["cp", f.to_str().unwrap(), "cc:/tmp/hf"]);
+    assert!(tar_listing(&strata_out(&["cp", "cu:/tmp/hf", "-"]))[0].contains(" 1000:1000 "));
+    assert!(tar_listing(&strata_out(&["cp", "cc:/tmp/hf", "-"]))[0].contains(" 0:0 "));
+    e.ok(&["rm", "cu"]);
+    // Out to the host: the caller's unless -a.
+    let host = e.dir.path().join("host");
+    fs::create_dir(&host).unwrap();
+    e.ok(&["cp", "cc:/home/ia/.profile", host.join("p1").to_str().unwrap()]);
+    e.ok(&["cp", "-a", "cc:/home/ia/.profile", host.join("p2").to_str().unwrap()]);
+    use std::os::unix::fs::MetadataExt;
+    let (p1, p2) = (fs::metadata(host.join("p1")).unwrap(), fs::metadata(host.join("p2")).unwrap());
+    assert_eq!((p1.uid(), p1.gid()), (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw()));
+    assert_eq!((p2.uid(), p2.gid()), (1000, 1000));
+    // -L follows a symlink in the source; without it the link is copied.
+    let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
+    std::os::unix::fs::symlink("/etc/motd", m.join("motd-link")).unwrap();
+    std::os::unix::fs::symlink("/", m.join("up")).unwrap();
+    e.ok(&["umount", "cc"]);
+    e.ok(&["cp", "cc:/motd-link", host.join("l1").to_str().unwrap()]);
+    e.ok(&["cp", "-L", "cc:/motd-link", host.join("l2").to_str().unwrap()]);
+    assert_eq!(fs::read_link(host.join("l1")).unwrap(), Path::new("/etc/motd"));
+    let motd = strata_out(&["cp", "cc:/etc/motd", "-"]);
+    assert!(fs::symlink_metadata(host.join("l2")).unwrap().is_file());
+    assert!(motd.windows(8).any(|w| fs::read(host.join("l2")).unwrap().starts_with(w)));
+    // A destination that is a symlink in the container: followed, inside it.
+    fs::write(host.join("new-motd"), "new motd\n").unwrap();
+    e.ok(&["cp", host.join("new-motd").to_str().unwrap(), "cc:/motd-link"]);
+    let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
+    assert_eq!(fs::read_to_string(m.join("etc/motd")).unwrap(), "new motd\n");
+    assert!(fs::symlink_metadata(m.join("motd-link")).unwrap().file_type().is_symlink());
+    e.ok(&["umount", "cc"]);
+    // A hostile stream: `..` members and members below a symlink are refused.
+    let marker = format!("strata-cp-stream-{}", std::process::id());
+    for name in [format!("../../../../tmp/{marker}"), format!("up/tmp/{marker}")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(1);
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(&mut h, "placeholder", &b"x"[..]).unwrap();
+        let mut bytes = b.into_inner().unwrap();
+        // Rewrite the name in place (tar refuses to write `..` itself).
+        bytes[..100].fill(0);
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        let mut hdr = tar::Header::new_old();
+        hdr.as_mut_bytes().copy_from_slice(&bytes[..512]);
+        hdr.set_cksum();
+        bytes[..512].copy_from_slice(hdr.as_bytes());
+        let stream = String::from_utf8(bytes).unwrap();
+        let o = support::run_with(e.cmd(&["cp", "-", "cc:/"]), Some(&stream));
+        assert!(!o.status.success(), "{name}");
+        assert!(!Path::new("/tmp").join(&marker).exists(), "{name} escaped");
+    }
+    let (_, err) = e.fails(&["cp", "cc:/nonexistent", "-"]);
+    assert_eq!(err, "Error response from daemon: Could not find the file /nonexistent in container cc\n");
+    e.ok(&["rm", "cc"]);
 }
 
 /// Kill the FUSE daemon of a mounted container: ps shows it unmounted, diff
