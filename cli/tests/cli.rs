@@ -571,7 +571,11 @@ fn container_workflow_matches_docker() {
         assert_eq!(got, want, "{driver}: docker diff");
         e.ok(&["umount", "c2"]);
         e.ok(&["umount", "c2"]);
+        let (_, err) = e.fails(&["umount", "c2"]);
+        assert_eq!(err, "container c2 is not mounted\n", "{driver}");
         assert_eq!(e.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]), "c2 Created\n", "{driver}");
+        let (_, err) = e.fails(&["commit", "-c", "EXPOSE abc", "c2", "ia/bad:1"]);
+        assert_eq!(err, "Error response from daemon: Invalid containerPort: abc\n", "{driver}");
         let new = e.ok(&[
             "commit",
             "-a",

@@ -251,6 +251,11 @@ pub fn umount(s: &Settings, a: ContainersArgs) -> Result<()> {
     let mut p = Printer::stdout();
     for key in &a.containers {
         let c = find(&store, key)?;
+        // Nothing to undo is a mistake worth saying (a script's unbalanced
+        // mount/umount), not a silent success.
+        if store.driver().mount_count(&c.layer)? == 0 && !store.driver().is_mounted(&c.layer)? {
+            anyhow::bail!("container {key} is not mounted");
+        }
         store.driver().unmount(&c.layer)?;
         p.line(&c.id)?;
     }
