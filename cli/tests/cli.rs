@@ -671,6 +671,13 @@ fn layered_container_cc() -> Option<Env> {
     Some(e)
 }
 
+/// A private dockerd (vfs) under the test's directory with ia/layered:1 loaded.
+fn dockerd_with_layered(e: &Env) -> support::Dockerd {
+    let daemon = support::Dockerd::start(&e.dir.path().join("dockerd"), "vfs");
+    daemon.ok(&["load", "-i", images_dir().join("min/ia-layered.min.tar").to_str().unwrap()]);
+    daemon
+}
+
 /// `cp` in and out; container symlinks pointing out (absolute and
 /// relative) resolve inside the container root, never on the host.
 #[test]
@@ -741,9 +748,7 @@ fn tar_listing(bytes: &[u8]) -> Vec<String> {
 #[test]
 fn cp_streams_owners_and_symlinks_match_docker() {
     let Some(e) = layered_container_cc() else { return };
-    let archive = images_dir().join("min/ia-layered.min.tar");
-    let daemon = support::Dockerd::start(&e.dir.path().join("dockerd"), "vfs");
-    daemon.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let daemon = dockerd_with_layered(&e);
     daemon.ok(&["create", "--name", "cc", "ia/layered:1"]);
     let docker_out = |args: &[&str]| {
         let o = daemon.cmd(args).stdin(Stdio::null()).output().unwrap();
@@ -1126,6 +1131,111 @@ fn command_line_errors_match_docker() {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout), "overlay\n", "{}", String::from_utf8_lossy(&o.stderr));
     }
+}
+
+/// `ps`, `history` and container `inspect` rows against a private
+/// dockerd holding the same containers: COMMAND's quoting, labels with the
+/// image's, CreatedAt in seconds, `{{json .}}` keys sorted as Go sorts a
+/// map's, `.Config` in Docker's struct order, IMAGE after `rmi -f`.
+#[test]
+fn ps_history_and_inspect_rows_match_docker() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root for dockerd");
+        return;
+    }
+    let e = Env::new("vfs");
+    e.load("min/ia-layered.min.tar");
+    let daemon = dockerd_with_layered(&e);
+    for args in [
+        &["create", "--name", "c1", "--label", "z=1", "ia/layered:1", "sh", "-c", "echo \"hi\" there"][..],
+        &["create", "--name", "c2", "ia/layered:1"],
+    ] {
+        e.ok(args);
+        daemon.ok(args);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let both = |args: &[&str]| (e.ok(args), daemon.ok(args));
+    for args in [
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}|{{.Command}}|{{.Image}}|{{.State}}|{{.Status}}|{{.Mounts}}|{{.LocalVolumes}}",
+        ][..],
+        &["ps", "-a", "--no-trunc", "--format", "{{.Command}}"],
+        &["ps", "-n", "1", "--format", "{{.Names}}"],
+        &["ps", "-l", "--format", "{{.Names}}"],
+        &["history", "--format", "{{json .}}", "ia/layered:1"],
+    ] {
+        let (got, want) = both(args);
+        assert_eq!(got, want, "{args:?}");
+    }
+    // Labels: the image's and the container's (20.10's client lists them in
+    // Go's random map order; strata sorts them).
+    let sorted_labels = |s: &str| {
+        s.lines()
+            .map(|l| {
+                let mut v: Vec<&str> = l.split(',').collect();
+                v.sort();
+                v.join(",")
+            })
+            .collect::<Vec<_>>()
+    };
+    let (got, want) = both(&["ps", "-a", "--format", "{{.Labels}}"]);
+    assert_eq!(sorted_labels(&got), sorted_labels(&want));
+    assert_eq!(sorted_labels(&got), got.lines().collect::<Vec<_>>());
+    // Docker 28's client shows rows with `Platform` (20.10's has none): use
+    // it where this machine has it.
+    let client28 = Path::new("/usr/local/bin/docker");
+    let json_args = ["ps", "-a", "--format", "{{json .}}"];
+    let want = if client28.exists() {
+        let o = Command::new(client28)
+            .arg("-H")
+            .arg(format!("unix://{}", daemon.sock.display()))
+            .args(json_args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    } else {
+        daemon.ok(&json_args)
+    };
+    let got = e.ok(&json_args);
+    assert_eq!(got.lines().count(), 2);
+    let platform = "Platform".to_string();
+    for (g, w) in got.lines().zip(want.lines()) {
+        let g: serde_json::Map<String, serde_json::Value> = serde_json::from_str(g).unwrap();
+        let w: serde_json::Map<String, serde_json::Value> = serde_json::from_str(w).unwrap();
+        let mut keys: Vec<&String> = w.keys().collect();
+        if !client28.exists() {
+            keys.insert(9, &platform);
+        }
+        assert_eq!(g.keys().collect::<Vec<_>>(), keys, "keys and their order");
+        let labels = |v: &serde_json::Value| sorted_labels(v.as_str().unwrap());
+        assert_eq!(labels(&g["Labels"]), labels(&w["Labels"]));
+        for k in ["Command", "Image", "LocalVolumes", "Mounts", "Names", "Ports", "State", "Status"] {
+            assert_eq!(g[k], w[k], "{k}");
+        }
+        assert_eq!(g["Platform"], w.get("Platform").cloned().unwrap_or_default());
+        let at = g["CreatedAt"].as_str().unwrap();
+        assert!(at.len() == 29 && at.ends_with(" +0000 UTC"), "{at}");
+        assert!(g["Size"].as_str().unwrap().starts_with("0B (virtual "), "{g:?}");
+    }
+    let (got, want) = both(&["inspect", "-f", "{{json .Config}}", "c1"]);
+    let hostname = |s: &str| {
+        let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(s).unwrap();
+        v.remove("Hostname");
+        serde_json::to_string(&v).unwrap()
+    };
+    assert_eq!(hostname(&got), hostname(&want));
+    // The name no longer names the image: IMAGE is its ID.
+    let (got, want) = both(&["rmi", "-f", "ia/layered:1"]);
+    assert_eq!(got, want);
+    for args in [&["ps", "-a", "--format", "{{.Image}}"][..], &["ps", "-a", "--no-trunc", "--format", "{{.Image}}"]] {
+        let (got, want) = both(args);
+        assert_eq!(got, want, "{args:?}");
+    }
+    e.ok(&["rm", "c1", "c2"]);
 }
 
 /// A running dockerd (Debian's docker.io, started here with a private data
