@@ -1228,6 +1228,31 @@ fn ps_history_and_inspect_rows_match_docker() {
         serde_json::to_string(&v).unwrap()
     };
     assert_eq!(hostname(&got), hostname(&want));
+    // export names owners as Docker's does (from the container's own
+    // passwd and group): every member both have, the same uname/gname.
+    let owners = |tar_bytes: Vec<u8>| -> std::collections::BTreeMap<String, (String, String)> {
+        let mut ar = tar::Archive::new(tar_bytes.as_slice());
+        ar.entries()
+            .unwrap()
+            .map(|m| {
+                let m = m.unwrap();
+                let h = m.header();
+                let name = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+                (
+                    m.path().unwrap().display().to_string().trim_end_matches('/').to_string(),
+                    (name(h.username_bytes()), name(h.groupname_bytes())),
+                )
+            })
+            .collect()
+    };
+    let ours = owners(e.run(&["export", "c2"]).stdout);
+    let theirs = owners(daemon.cmd(&["export", "c2"]).output().unwrap().stdout);
+    assert!(ours.len() > 300 && ours.values().any(|(u, g)| u == "ia" && g == "ia"), "{ours:?}");
+    for (name, names) in &ours {
+        if let Some(want) = theirs.get(name) {
+            assert_eq!(names, want, "{name}");
+        }
+    }
     // The name no longer names the image: IMAGE is its ID.
     let (got, want) = both(&["rmi", "-f", "ia/layered:1"]);
     assert_eq!(got, want);
