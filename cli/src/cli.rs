@@ -2,20 +2,134 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// The global flags' ids: listed once, in `strata --help` (as Docker lists
+/// its global options only in `docker --help`).
+const GLOBAL_ARGS: [&str; 3] = ["root", "storage_driver", "debug"];
+
+/// Parse `argv` (the whole command line) the way Docker's CLI reports
+/// mistakes: an unknown command exits 1 with `strata: 'foo' is not a strata
+/// command.`, a flag error (unknown flag, bad value) exits 125, a wrong
+/// number of arguments exits 1; help and version print and exit 0.
+/// Returns the exit status when there is nothing to run.
+pub fn parse(argv: Vec<OsString>) -> Result<Cli, u8> {
+    let cmd = Cli::command();
+    let cmd = cmd.clone().after_help(global_options(&cmd));
+    let e = match cmd.clone().try_get_matches_from(&argv).and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    let path = command_path(&cmd, &argv);
+    let context = |k: ContextKind| match e.get(k) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let (text, code) = match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return Err(0);
+        }
+        ErrorKind::InvalidSubcommand => {
+            let what = path.strip_prefix("strata").unwrap_or("");
+            (
+                format!(
+                    "strata: '{}' is not a strata{what} command.\nSee '{path} --help'",
+                    context(ContextKind::InvalidSubcommand)
+                ),
+                1,
+            )
+        }
+        ErrorKind::UnknownArgument => {
+            let arg = context(ContextKind::InvalidArg);
+            let arg = arg.split_once(' ').map(|(a, _)| a.to_string()).unwrap_or(arg);
+            match arg.strip_prefix('-') {
+                Some(long) if long.starts_with('-') => (format!("unknown flag: {arg}\nSee '{path} --help'."), 125),
+                Some(short) => (
+                    format!(
+                        "unknown shorthand flag: '{}' in {arg}\nSee '{path} --help'.",
+                        short.chars().next().unwrap_or('-')
+                    ),
+                    125,
+                ),
+                // A positional argument too many.
+                None => (format!("{}See '{path} --help'.", first_line(&e)), 1),
+            }
+        }
+        ErrorKind::MissingRequiredArgument | ErrorKind::MissingSubcommand | ErrorKind::TooFewValues => {
+            (format!("{}See '{path} --help'.", first_line(&e)), 1)
+        }
+        _ => (format!("{}See '{path} --help'.", first_line(&e)), 125),
+    };
+    eprintln!("{text}");
+    Err(code)
+}
+
+/// clap's message without its `error: ` prefix, usage and tips, on one line.
+fn first_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let lines: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).map(str::trim).collect();
+    let line = lines.join(" ");
+    format!("{}\n", line.strip_prefix("error: ").unwrap_or(&line))
+}
+
+/// The "Global Options" section of `strata --help`: the global flags are
+/// hidden from every command's own list (Docker shows them only there).
+fn global_options(cmd: &clap::Command) -> String {
+    let mut out = String::from("Global Options:\n");
+    for a in cmd.get_arguments().filter(|a| GLOBAL_ARGS.contains(&a.get_id().as_str())) {
+        let short = a.get_short().map(|c| format!("-{c}, ")).unwrap_or_else(|| "    ".into());
+        let long = a.get_long().unwrap_or_default();
+        let value = match a.get_value_names() {
+            Some(v) if a.get_action().takes_values() => format!(" <{}>", v[0]),
+            _ => String::new(),
+        };
+        let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+        out.push_str(&format!("  {short}--{long}{value}\n          {help}\n"));
+    }
+    out
+}
+
+/// `strata image ls`: the commands named on the command line.
+fn command_path(root: &clap::Command, argv: &[OsString]) -> String {
+    let mut path = root.get_name().to_string();
+    let mut cur = root;
+    let mut args = argv.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(a) = args.next() {
+        if a == "--root" || a == "--storage-driver" {
+            args.next();
+            continue;
+        }
+        if a.starts_with('-') {
+            continue;
+        }
+        match cur.find_subcommand(a.as_ref()) {
+            Some(sub) => {
+                path.push(' ');
+                path.push_str(sub.get_name());
+                cur = sub;
+            }
+            None => break,
+        }
+    }
+    path
+}
 
 /// Docker-compatible images and containers over strata's union filesystem.
 #[derive(Parser, Debug)]
 #[command(name = "strata", version, about)]
 pub struct Cli {
     /// Store root (default /var/lib/strata for root, $XDG_DATA_HOME/strata otherwise; env STRATA_ROOT).
-    #[arg(long, global = true, env = "STRATA_ROOT")]
+    #[arg(long, global = true, env = "STRATA_ROOT", hide = true)]
     pub root: Option<PathBuf>,
     /// Storage driver: fuse-overlay (default), overlay, vfs (env STRATA_STORAGE_DRIVER).
-    #[arg(long = "storage-driver", global = true, env = "STRATA_STORAGE_DRIVER")]
+    #[arg(long = "storage-driver", global = true, env = "STRATA_STORAGE_DRIVER", hide = true)]
     pub storage_driver: Option<String>,
     /// Debug logging to stderr.
-    #[arg(long, short = 'D', global = true)]
+    #[arg(long, short = 'D', global = true, hide = true)]
     pub debug: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -950,6 +1064,12 @@ pub struct SearchArgs {
 /// `cp`
 #[derive(Args, Debug)]
 pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information).
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH.
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
     /// CONTAINER:SRC_PATH or a host path.
     pub src: String,
     /// CONTAINER:DEST_PATH or a host path.

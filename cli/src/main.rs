@@ -11,8 +11,6 @@ mod settings;
 use std::io::ErrorKind;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// An error already reported to the user (per-argument errors of `rmi`…):
 /// `main` exits 1 without printing anything more.
 #[derive(Debug)]
@@ -51,7 +49,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(code as u8);
     }
-    let args = cli::Cli::parse();
+    let args = match cli::parse(argv) {
+        Ok(a) => a,
+        Err(code) => return ExitCode::from(code),
+    };
     if args.debug {
         let _ = tracing_subscriber::fmt().with_env_filter("debug").with_writer(std::io::stderr).try_init();
     }

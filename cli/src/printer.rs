@@ -155,13 +155,29 @@ pub struct Progress {
     quiet: bool,
     tty: bool,
     rows: Vec<String>,
+    stderr: bool,
 }
 
 impl Progress {
     /// A progress display on stdout.
     pub fn new(quiet: bool) -> Progress {
         use std::io::IsTerminal;
-        Progress { quiet, tty: std::io::stdout().is_terminal(), rows: Vec::new() }
+        Progress { quiet, tty: std::io::stdout().is_terminal(), rows: Vec::new(), stderr: false }
+    }
+
+    /// A progress display on stderr (a pull on behalf of `create`/`run`,
+    /// whose stdout is the container's).
+    pub fn on_stderr(quiet: bool) -> Progress {
+        use std::io::IsTerminal;
+        Progress { quiet, tty: std::io::stderr().is_terminal(), rows: Vec::new(), stderr: true }
+    }
+
+    fn out(&self) -> Box<dyn Write> {
+        if self.stderr {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        }
     }
 
     /// A line that is not about a layer. (Write errors, such as a closed
@@ -170,7 +186,7 @@ impl Progress {
         if self.quiet {
             return;
         }
-        let mut out = std::io::stdout().lock();
+        let mut out = self.out();
         let _ = writeln!(out, "{s}");
         let _ = out.flush();
         self.rows.clear();
@@ -183,7 +199,7 @@ impl Progress {
         }
         if !self.tty {
             if bytes.is_none() {
-                let mut out = std::io::stdout().lock();
+                let mut out = self.out();
                 let _ = writeln!(out, "{id}: {status}");
                 let _ = out.flush();
             }
@@ -193,7 +209,7 @@ impl Progress {
             Some((done, total)) => format!("{id}: {status} {}", progress_bar(done, total)),
             None => format!("{id}: {status}"),
         };
-        let mut out = std::io::stdout().lock();
+        let mut out = self.out();
         match self.rows.iter().position(|r| r == id) {
             Some(i) => {
                 let up = self.rows.len() - i;

@@ -20,9 +20,11 @@ impl Settings {
     /// Resolve from the parsed command line.
     pub fn resolve(cli: &Cli) -> Settings {
         let root = cli.root.clone().unwrap_or_else(default_root);
+        // Docker's name of the kernel overlay driver is overlay2.
         let driver = cli
             .storage_driver
             .clone()
+            .map(|d| if d == "overlay2" { "overlay".to_string() } else { d })
             .or_else(|| Store::recorded_driver(&root))
             .unwrap_or_else(|| strata_driver::DEFAULT_DRIVER.to_string());
         Settings { root, driver }

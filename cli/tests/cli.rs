@@ -248,6 +248,161 @@ fn save_then_load_in_a_fresh_store_keeps_ids() {
     }
 }
 
+/// Regular and symlink `layer.tar` members of a docker-archive.
+fn layer_members(p: &Path) -> (usize, usize) {
+    let mut ar = tar::Archive::new(fs::File::open(p).unwrap());
+    let (mut files, mut links) = (0, 0);
+    for m in ar.entries().unwrap() {
+        let m = m.unwrap();
+        if m.path().unwrap().ends_with("layer.tar") {
+            match m.header().entry_type() {
+                tar::EntryType::Symlink => links += 1,
+                _ => files += 1,
+            }
+        }
+    }
+    (files, links)
+}
+
+/// `save REPO` saves every tag of the repository, whichever image each
+/// names; a layer two images share is written once (the second place is a
+/// symlink to the first, as `docker save` writes it).
+#[test]
+fn save_repo_saves_every_tag_and_each_layer_once() {
+    let e = Env::new("vfs");
+    e.load("docker-save/ia-all.tar");
+    e.ok(&["tag", "ia/busybox:1.35", "ia/busybox:copy"]);
+    e.ok(&["tag", "ia/layered:1", "ia/busybox:layered"]);
+    let out = e.dir.path().join("repo.tar");
+    e.ok(&["save", "-o", out.to_str().unwrap(), "ia/busybox"]);
+    // busybox's one layer is layered's first: 5 distinct diffs, one link.
+    assert_eq!(layer_members(&out), (5, 1));
+    let f = Env::new("vfs");
+    assert_eq!(
+        f.ok(&["load", "-i", out.to_str().unwrap()]),
+        "Loaded image: ia/busybox:1.35\nLoaded image: ia/busybox:copy\nLoaded image: ia/busybox:latest\nLoaded image: ia/busybox:layered\n"
+    );
+    let fmt = ["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"];
+    let mut want: Vec<String> = e.ok(&fmt).lines().filter(|l| l.starts_with("ia/busybox:")).map(String::from).collect();
+    let mut got: Vec<String> = f.ok(&fmt).lines().map(String::from).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    // Two references to images sharing layers.
+    e.ok(&["save", "-o", out.to_str().unwrap(), "ia/busybox:1.35", "ia/layered:1"]);
+    assert_eq!(layer_members(&out), (5, 1));
+    let (_, err) = e.fails(&["save", "ia/nosuch"]);
+    assert_eq!(err, "Error response from daemon: reference does not exist\n");
+}
+
+/// `min/ia-busybox.min.tar` rewritten: its `manifest.json` replaced by
+/// each of `manifests` in turn (more than one: the member repeated).
+fn busybox_archive_with(dir: &Path, name: &str, manifests: &[Vec<u8>]) -> PathBuf {
+    let out = dir.join(name);
+    let mut w = tar::Builder::new(fs::File::create(&out).unwrap());
+    let mut ar = tar::Archive::new(fs::File::open(images_dir().join("min/ia-busybox.min.tar")).unwrap());
+    for m in ar.entries().unwrap() {
+        let mut m = m.unwrap();
+        let path = m.path().unwrap().into_owned();
+        if path == Path::new("manifest.json") {
+            continue;
+        }
+        let mut h = m.header().clone();
+        w.append_data(&mut h, path, &mut m).unwrap();
+    }
+    for data in manifests {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        w.append_data(&mut h, "manifest.json", data.as_slice()).unwrap();
+    }
+    w.finish().unwrap();
+    out
+}
+
+/// Hostile archives `load` refuses, leaving the store as it was.
+#[test]
+fn load_refuses_ambiguous_or_oversized_metadata() {
+    let e = Env::new("vfs");
+    let manifest = |tags: &str| {
+        format!(
+            r#"[{{"Config":"d45aab138e67454af930438455e5f5a0f4b2684b2b12476e502345be1c4b039f.json","RepoTags":{tags},"Layers":["a337e16220d548ad55e84ce2afdea0616c764ef8881639b24cc0196f5b05f933/layer.tar"]}}]"#
+        )
+        .into_bytes()
+    };
+    // The rewriting itself is sound: one manifest loads.
+    let good = busybox_archive_with(e.dir.path(), "good.tar", &[manifest(r#"["ia/good:1"]"#)]);
+    assert_eq!(e.ok(&["load", "-i", good.to_str().unwrap()]), "Loaded image: ia/good:1\n");
+    e.ok(&["rmi", "ia/good:1"]);
+    let mut big = manifest(r#"["ia/big:1"]"#);
+    big.resize(2 << 20, b' ');
+    let hex = "a".repeat(64);
+    let cases: Vec<(&str, Vec<Vec<u8>>, String)> = vec![
+        (
+            "twice.tar",
+            vec![manifest(r#"["ia/one:1"]"#), manifest(r#"["ia/two:1"]"#)],
+            "invalid image archive: duplicate member manifest.json\n".into(),
+        ),
+        ("big.tar", vec![big], "invalid image archive: manifest.json is larger than 1048576 bytes\n".into()),
+        (
+            "digest.tar",
+            vec![manifest(
+                r#"["ia/busybox@sha256:d45aab138e67454af930438455e5f5a0f4b2684b2b12476e502345be1c4b039f"]"#,
+            )],
+            "invalid image archive: invalid tag \"ia/busybox@sha256:d45aab138e67454af930438455e5f5a0f4b2684b2b12476e502345be1c4b039f\"\n".into(),
+        ),
+        (
+            "hex.tar",
+            vec![manifest(&format!(r#"["{hex}:latest"]"#))],
+            format!("invalid repository name ({hex}), cannot specify 64-byte hexadecimal strings\n"),
+        ),
+    ];
+    for (name, manifests, want) in cases {
+        let p = busybox_archive_with(e.dir.path(), name, &manifests);
+        let (_, err) = e.fails(&["load", "-i", p.to_str().unwrap()]);
+        assert_eq!(err, want, "{name}");
+        assert_eq!(e.ok(&["images", "-q"]), "", "{name}: nothing loaded");
+    }
+}
+
+/// Reference errors: Docker's words, the name shown, a reason always given.
+#[test]
+fn reference_messages() {
+    let e = Env::new("vfs");
+    e.load("min/ia-busybox.min.tar");
+    let (_, err) = e.fails(&["tag", "ia/busybox:1.35", "ia/Layered:1"]);
+    assert_eq!(
+        err,
+        "Error parsing reference: \"ia/Layered:1\" is not a valid repository/tag: invalid reference format: repository name (ia/Layered) must be lowercase\n"
+    );
+    let hex = "0123456789abcdef".repeat(4);
+    for target in [hex.clone(), format!("{hex}:1")] {
+        let (_, err) = e.fails(&["tag", "ia/busybox:1.35", &target]);
+        assert_eq!(
+            err,
+            format!("Error parsing reference: {target:?} is not a valid repository/tag: invalid repository name ({hex}), cannot specify 64-byte hexadecimal strings\n")
+        );
+    }
+    let (_, err) = e.fails(&["pull", &format!("{hex}:1")]);
+    assert_eq!(err, format!("invalid repository name ({hex}), cannot specify 64-byte hexadecimal strings\n"));
+    for bad in ["a//b:1", "ia/b_:1", "a-"] {
+        let (_, err) = e.fails(&["tag", "ia/busybox:1.35", bad]);
+        assert!(err.starts_with("Error parsing reference") && !err.ends_with(": \n"), "{bad}: {err}");
+    }
+    // An ID after `sha256:`, whole or a prefix, names the image.
+    let id = "d45aab138e67454af930438455e5f5a0f4b2684b2b12476e502345be1c4b039f";
+    for name in [format!("sha256:{id}"), "sha256:d45aab13".to_string(), "d45aab13".to_string()] {
+        assert_eq!(e.ok(&["image", "inspect", "-f", "{{.Id}}", &name]), format!("sha256:{id}\n"), "{name}");
+    }
+    // What was looked for, with its default tag.
+    let (_, err) = e.fails(&["history", "other/bb"]);
+    assert_eq!(err, "Error response from daemon: No such image: other/bb:latest\n");
+    let (_, err) = e.fails(&["rmi", "other/bb"]);
+    assert_eq!(err, "Error response from daemon: No such image: other/bb:latest\n");
+    let (_, err) = e.fails(&["image", "inspect", "other/bb"]);
+    assert_eq!(err, "Error response from daemon: no such image: other/bb: No such image: other/bb:latest\n");
+}
+
 #[test]
 fn import_with_changes() {
     let e = Env::new("vfs");
@@ -300,6 +455,20 @@ fn import_with_changes() {
         "[\"sha256:a337e16220d548ad55e84ce2afdea0616c764ef8881639b24cc0196f5b05f933\"]\n"
     );
     assert_ne!(id, id2);
+    // xz and bzip2 (Docker accepts both), told apart by their magic bytes
+    // whatever the file is called.
+    for (tool, name) in [("xz", "rootfs.txz"), ("bzip2", "rootfs.bin")] {
+        let o = Command::new(tool).arg("-c").arg(&layer).output().unwrap_or_else(|_| panic!("{tool} is installed"));
+        assert!(o.status.success());
+        let p = e.dir.path().join(name);
+        fs::write(&p, o.stdout).unwrap();
+        e.ok(&["import", p.to_str().unwrap(), &format!("ia/imported:{tool}")]);
+        assert_eq!(
+            e.ok(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", &format!("ia/imported:{tool}")]),
+            "[\"sha256:a337e16220d548ad55e84ce2afdea0616c764ef8881639b24cc0196f5b05f933\"]\n",
+            "{tool}"
+        );
+    }
 }
 
 /// kill -9 a load at many points; afterwards `images` works and a fresh
@@ -402,7 +571,11 @@ fn container_workflow_matches_docker() {
         assert_eq!(got, want, "{driver}: docker diff");
         e.ok(&["umount", "c2"]);
         e.ok(&["umount", "c2"]);
+        let (_, err) = e.fails(&["umount", "c2"]);
+        assert_eq!(err, "container c2 is not mounted\n", "{driver}");
         assert_eq!(e.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]), "c2 Created\n", "{driver}");
+        let (_, err) = e.fails(&["commit", "-c", "EXPOSE abc", "c2", "ia/bad:1"]);
+        assert_eq!(err, "Error response from daemon: Invalid containerPort: abc\n", "{driver}");
         let new = e.ok(&[
             "commit",
             "-a",
@@ -485,17 +658,31 @@ fn top_layer_names(archive: &Path) -> Vec<String> {
     v
 }
 
-/// `cp` in and out; container symlinks pointing out (absolute and
-/// relative) resolve inside the container root, never on the host.
-#[test]
-fn cp_stays_inside_the_container() {
+/// A fuse-overlay store holding container `cc` of ia/layered:1 (None, the
+/// test skipped, without root for mounts).
+fn layered_container_cc() -> Option<Env> {
     if !is_root() {
         eprintln!("SKIPPED: needs root for mounts");
-        return;
+        return None;
     }
     let e = Env::new("fuse-overlay");
     e.load("min/ia-layered.min.tar");
     e.ok(&["create", "--name", "cc", "ia/layered:1"]);
+    Some(e)
+}
+
+/// A private dockerd (vfs) under the test's directory with ia/layered:1 loaded.
+fn dockerd_with_layered(e: &Env) -> support::Dockerd {
+    let daemon = support::Dockerd::start(&e.dir.path().join("dockerd"), "vfs");
+    daemon.ok(&["load", "-i", images_dir().join("min/ia-layered.min.tar").to_str().unwrap()]);
+    daemon
+}
+
+/// `cp` in and out; container symlinks pointing out (absolute and
+/// relative) resolve inside the container root, never on the host.
+#[test]
+fn cp_stays_inside_the_container() {
+    let Some(e) = layered_container_cc() else { return };
     let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
     std::os::unix::fs::symlink("/", m.join("abs")).unwrap();
     std::os::unix::fs::symlink("../../../../../../..", m.join("etc/rel")).unwrap();
@@ -526,9 +713,165 @@ fn cp_stays_inside_the_container() {
     assert!(m.join("tmp").join(format!("{marker}.2")).is_file());
     e.ok(&["umount", "cc"]);
     let (_, err) = e.fails(&["cp", "cc:/nonexistent", host.to_str().unwrap()]);
-    assert!(err.contains("Could not find the file"), "{err}");
+    assert_eq!(err, "Error response from daemon: Could not find the file /nonexistent in container cc\n");
     let diff = e.ok(&["diff", "cc"]);
     assert!(diff.contains(&format!("A /tmp/{marker}")), "{diff}");
+}
+
+/// (name, type, mode, uid, gid, size, link target) of each member of a tar stream, sorted.
+fn tar_listing(bytes: &[u8]) -> Vec<String> {
+    let mut ar = tar::Archive::new(bytes);
+    let mut out: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|m| {
+            let m = m.unwrap();
+            let h = m.header();
+            format!(
+                "{} {:?} {:o} {}:{} {} {}",
+                m.path().unwrap().display().to_string().trim_end_matches('/'),
+                h.entry_type(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                h.size().unwrap(),
+                h.link_name().unwrap().map(|l| l.display().to_string()).unwrap_or_default()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `cp` with tar streams (`-`), `-a`, `-L` and a symlink as destination,
+/// against a private dockerd doing the same on the same image.
+#[test]
+fn cp_streams_owners_and_symlinks_match_docker() {
+    let Some(e) = layered_container_cc() else { return };
+    let daemon = dockerd_with_layered(&e);
+    daemon.ok(&["create", "--name", "cc", "ia/layered:1"]);
+    let docker_out = |args: &[&str]| {
+        let o = daemon.cmd(args).stdin(Stdio::null()).output().unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let strata_out = |args: &[&str]| {
+        let o = e.run(args);
+        assert!(o.status.success(), "strata {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    // Out as a tar stream: the same members, owners, modes, sizes, links.
+    for src in ["cc:/home", "cc:/etc/motd", "cc:/home/ia/.profile"] {
+        assert_eq!(tar_listing(&strata_out(&["cp", src, "-"])), tar_listing(&docker_out(&["cp", src, "-"])), "{src}");
+    }
+    let home = tar_listing(&strata_out(&["cp", "cc:/home", "-"]));
+    assert!(home.iter().any(|l| l.contains(" 1000:1000 ")), "{home:?}");
+    // In from a tar stream: the stream's owners, as with Docker (and with
+    // -a too when the container runs as its default user).
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [("in/", None), ("in/f", Some("data\n"))] {
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(1234);
+        h.set_gid(4321);
+        match data {
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o750);
+                h.set_size(0);
+                b.append_data(&mut h, name, std::io::empty()).unwrap();
+            }
+            Some(d) => {
+                h.set_mode(0o640);
+                h.set_size(d.len() as u64);
+                b.append_data(&mut h, name, d.as_bytes()).unwrap();
+            }
+        }
+    }
+    let stream = String::from_utf8(b.into_inner().unwrap()).unwrap();
+    for (flags, dst) in [(&[][..], "cc:/tmp"), (&["-a"][..], "cc:/home")] {
+        let mut args = vec!["cp"];
+        args.extend(flags);
+        args.extend(["-", dst]);
+        let o = support::run_with(e.cmd(&args), Some(&stream));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = daemon.run_with(&args, Some(&stream));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let from = format!("{dst}/in");
+        assert_eq!(
+            tar_listing(&strata_out(&["cp", &from, "-"])),
+            tar_listing(&docker_out(&["cp", &from, "-"])),
+            "cp {flags:?} - {dst}"
+        );
+    }
+    for from in ["cc:/tmp/in", "cc:/home/in"] {
+        let l = tar_listing(&strata_out(&["cp", from, "-"]));
+        assert!(l.iter().all(|l| l.contains(" 1234:4321 ")), "{from}: {l:?}");
+    }
+    // -a into a container with a user: everything is that user's (looked
+    // up in the container's passwd; Docker looks on the host).
+    e.ok(&["create", "--name", "cu", "-u", "ia", "ia/layered:1"]);
+    let o = support::run_with(e.cmd(&["cp", "-a", "-", "cu:/tmp"]), Some(&stream));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let l = tar_listing(&strata_out(&["cp", "cu:/tmp/in", "-"]));
+    assert!(l.iter().all(|l| l.contains(" 1000:1000 ")), "{l:?}");
+    let f = e.dir.path().join("hostfile");
+    fs::write(&f, "h").unwrap();
+    e.ok(&["cp", "-a", f.to_str().unwrap(), "cu:/tmp/hf"]);
+    e.ok(&["cp", f.to_str().unwrap(), "cc:/tmp/hf"]);
+    assert!(tar_listing(&strata_out(&["cp", "cu:/tmp/hf", "-"]))[0].contains(" 1000:1000 "));
+    assert!(tar_listing(&strata_out(&["cp", "cc:/tmp/hf", "-"]))[0].contains(" 0:0 "));
+    e.ok(&["rm", "cu"]);
+    // Out to the host: the caller's unless -a.
+    let host = e.dir.path().join("host");
+    fs::create_dir(&host).unwrap();
+    e.ok(&["cp", "cc:/home/ia/.profile", host.join("p1").to_str().unwrap()]);
+    e.ok(&["cp", "-a", "cc:/home/ia/.profile", host.join("p2").to_str().unwrap()]);
+    use std::os::unix::fs::MetadataExt;
+    let (p1, p2) = (fs::metadata(host.join("p1")).unwrap(), fs::metadata(host.join("p2")).unwrap());
+    assert_eq!((p1.uid(), p1.gid()), (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw()));
+    assert_eq!((p2.uid(), p2.gid()), (1000, 1000));
+    // -L follows a symlink in the source; without it the link is copied.
+    let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
+    std::os::unix::fs::symlink("/etc/motd", m.join("motd-link")).unwrap();
+    std::os::unix::fs::symlink("/", m.join("up")).unwrap();
+    e.ok(&["umount", "cc"]);
+    e.ok(&["cp", "cc:/motd-link", host.join("l1").to_str().unwrap()]);
+    e.ok(&["cp", "-L", "cc:/motd-link", host.join("l2").to_str().unwrap()]);
+    assert_eq!(fs::read_link(host.join("l1")).unwrap(), Path::new("/etc/motd"));
+    let motd = strata_out(&["cp", "cc:/etc/motd", "-"]);
+    assert!(fs::symlink_metadata(host.join("l2")).unwrap().is_file());
+    assert!(motd.windows(8).any(|w| fs::read(host.join("l2")).unwrap().starts_with(w)));
+    // A destination that is a symlink in the container: followed, inside it.
+    fs::write(host.join("new-motd"), "new motd\n").unwrap();
+    e.ok(&["cp", host.join("new-motd").to_str().unwrap(), "cc:/motd-link"]);
+    let m = PathBuf::from(e.ok(&["mount", "cc"]).trim());
+    assert_eq!(fs::read_to_string(m.join("etc/motd")).unwrap(), "new motd\n");
+    assert!(fs::symlink_metadata(m.join("motd-link")).unwrap().file_type().is_symlink());
+    e.ok(&["umount", "cc"]);
+    // A hostile stream: `..` members and members below a symlink are refused.
+    let marker = format!("strata-cp-stream-{}", std::process::id());
+    for name in [format!("../../../../tmp/{marker}"), format!("up/tmp/{marker}")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(1);
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(&mut h, "placeholder", &b"x"[..]).unwrap();
+        let mut bytes = b.into_inner().unwrap();
+        // Rewrite the name in place (tar refuses to write `..` itself).
+        bytes[..100].fill(0);
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        let mut hdr = tar::Header::new_old();
+        hdr.as_mut_bytes().copy_from_slice(&bytes[..512]);
+        hdr.set_cksum();
+        bytes[..512].copy_from_slice(hdr.as_bytes());
+        let stream = String::from_utf8(bytes).unwrap();
+        let o = support::run_with(e.cmd(&["cp", "-", "cc:/"]), Some(&stream));
+        assert!(!o.status.success(), "{name}");
+        assert!(!Path::new("/tmp").join(&marker).exists(), "{name} escaped");
+    }
+    let (_, err) = e.fails(&["cp", "cc:/nonexistent", "-"]);
+    assert_eq!(err, "Error response from daemon: Could not find the file /nonexistent in container cc\n");
+    e.ok(&["rm", "cc"]);
 }
 
 /// Kill the FUSE daemon of a mounted container: ps shows it unmounted, diff
@@ -685,10 +1028,239 @@ fn prune_and_system_df() {
 fn version_and_info() {
     let e = Env::new("vfs");
     assert!(e.ok(&["version"]).starts_with("Client:\n Version:           0.1.0\n"));
+    // What scripts ask Docker (`docker version --format '{{.Server.Version}}'`).
+    assert_eq!(e.ok(&["version", "--format", "{{.Server.Version}}"]), "0.1.0\n");
+    assert_eq!(e.ok(&["version", "--format", "{{.Client.Version}}"]), "0.1.0\n");
+    assert_eq!(
+        e.ok(&["version", "-f", "{{.Server.ApiVersion}} {{range .Server.Components}}{{.Name}}{{end}}"]),
+        "1.41 Engine\n"
+    );
     e.load("min/ia-busybox.min.tar");
     assert_eq!(e.ok(&["info", "--format", "{{.Driver}} {{.Images}} {{.Containers}}"]), "vfs 1 0\n");
     let text = e.ok(&["system", "info"]);
     assert!(text.contains(" Storage Driver: vfs\n") && text.contains(" Images: 1\n"), "{text}");
+}
+
+/// `load` with a terminal on stdin fails at once with Docker's words (the
+/// terminal is a pty from util-linux's `script`).
+#[test]
+fn load_from_a_terminal_refuses() {
+    let e = Env::new("vfs");
+    let cmd = format!("{} --root {} load; echo \"[exit $?]\"", env!("CARGO_BIN_EXE_strata"), e.root().display());
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "load waits on the terminal");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert_eq!(out.replace('\r', ""), "requested load from stdin, but stdin is empty\n[exit 1]\n");
+}
+
+/// Command-line mistakes exit as Docker's CLI exits (the docker client on
+/// this machine is the oracle: 1 for an unknown command or a wrong number
+/// of arguments, 125 for flag errors), with Docker's words.
+#[test]
+fn command_line_errors_match_docker() {
+    let e = Env::new("vfs");
+    let cases: &[(&[&str], &str)] = &[
+        (&["foo"], "strata: 'foo' is not a strata command.\nSee 'strata --help'\n"),
+        (&["stopp", "x"], "strata: 'stopp' is not a strata command.\nSee 'strata --help'\n"),
+        (&["ps", "--bogus"], "unknown flag: --bogus\nSee 'strata ps --help'.\n"),
+        (&["image", "ls", "-x"], "unknown shorthand flag: 'x' in -x\nSee 'strata image ls --help'.\n"),
+        (&["ps", "-n", "x"], ""),
+        (&["tag", "a"], ""),
+        (&["tag", "a", "b", "c"], ""),
+    ];
+    for (args, want) in cases {
+        let o = e.run(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        if !want.is_empty() {
+            assert_eq!(err, *want, "{args:?}");
+        }
+        assert!(err.lines().last().unwrap_or("").starts_with("See 'strata "), "{args:?}: {err}");
+        let docker = Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", format!("unix://{}/none.sock", e.dir.path().display()))
+            .args(*args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the docker client is installed");
+        assert_eq!(
+            o.status.code(),
+            docker.status.code(),
+            "{args:?}: {err} / {}",
+            String::from_utf8_lossy(&docker.stderr)
+        );
+    }
+    // Help: the command's own flags; the global ones once, in `strata --help`.
+    let help = e.ok(&["ps", "--help"]);
+    assert!(help.contains("--all") && !help.contains("--root") && !help.contains("--storage-driver"), "{help}");
+    let help = e.ok(&["--help"]);
+    assert_eq!(help.matches("--root").count(), 1, "{help}");
+    assert!(help.contains("Global Options:\n") && help.contains("--storage-driver <STORAGE_DRIVER>"), "{help}");
+    // No global -s: `ps -as` and `inspect -s` are Docker's size flags; the
+    // kernel driver answers to Docker's name too.
+    e.load("min/ia-busybox.min.tar");
+    e.ok(&["create", "--name", "c1", "ia/busybox:1.35"]);
+    assert!(e.ok(&["ps", "-as", "--format", "{{.Names}}"]).starts_with("c1"));
+    assert!(e.ok(&["inspect", "-s", "-f", "{{.Name}}", "c1"]).starts_with("/c1"));
+    let (_, err) = e.fails(&["rename", "c1", "x"]);
+    assert_eq!(
+        err,
+        "Error response from daemon: Invalid container name (x), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed\n"
+    );
+    let (_, err) = e.fails(&["create", "--name", "a/b", "ia/busybox:1.35"]);
+    assert_eq!(
+        err,
+        "Error response from daemon: Invalid container name (a/b), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed\n"
+    );
+    e.ok(&["rm", "c1"]);
+    if is_root() {
+        let f = Env::new("overlay");
+        let o = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(f.root())
+            .args(["--storage-driver", "overlay2", "info", "--format", "{{.Driver}}"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "overlay\n", "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+/// `ps`, `history` and container `inspect` rows against a private
+/// dockerd holding the same containers: COMMAND's quoting, labels with the
+/// image's, CreatedAt in seconds, `{{json .}}` keys sorted as Go sorts a
+/// map's, `.Config` in Docker's struct order, IMAGE after `rmi -f`.
+#[test]
+fn ps_history_and_inspect_rows_match_docker() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root for dockerd");
+        return;
+    }
+    let e = Env::new("vfs");
+    e.load("min/ia-layered.min.tar");
+    let daemon = dockerd_with_layered(&e);
+    for args in [
+        &["create", "--name", "c1", "--label", "z=1", "ia/layered:1", "sh", "-c", "echo \"hi\" there"][..],
+        &["create", "--name", "c2", "ia/layered:1"],
+    ] {
+        e.ok(args);
+        daemon.ok(args);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let both = |args: &[&str]| (e.ok(args), daemon.ok(args));
+    for args in [
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}|{{.Command}}|{{.Image}}|{{.State}}|{{.Status}}|{{.Mounts}}|{{.LocalVolumes}}",
+        ][..],
+        &["ps", "-a", "--no-trunc", "--format", "{{.Command}}"],
+        &["ps", "-n", "1", "--format", "{{.Names}}"],
+        &["ps", "-l", "--format", "{{.Names}}"],
+        &["history", "--format", "{{json .}}", "ia/layered:1"],
+    ] {
+        let (got, want) = both(args);
+        assert_eq!(got, want, "{args:?}");
+    }
+    // Labels: the image's and the container's (20.10's client lists them in
+    // Go's random map order; strata sorts them).
+    let sorted_labels = |s: &str| {
+        s.lines()
+            .map(|l| {
+                let mut v: Vec<&str> = l.split(',').collect();
+                v.sort();
+                v.join(",")
+            })
+            .collect::<Vec<_>>()
+    };
+    let (got, want) = both(&["ps", "-a", "--format", "{{.Labels}}"]);
+    assert_eq!(sorted_labels(&got), sorted_labels(&want));
+    assert_eq!(sorted_labels(&got), got.lines().collect::<Vec<_>>());
+    // Docker 28's client shows rows with `Platform` (20.10's has none): use
+    // it where this machine has it.
+    let client28 = Path::new("/usr/local/bin/docker");
+    let json_args = ["ps", "-a", "--format", "{{json .}}"];
+    let want = if client28.exists() {
+        let o = Command::new(client28)
+            .arg("-H")
+            .arg(format!("unix://{}", daemon.sock.display()))
+            .args(json_args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    } else {
+        daemon.ok(&json_args)
+    };
+    let got = e.ok(&json_args);
+    assert_eq!(got.lines().count(), 2);
+    let platform = "Platform".to_string();
+    for (g, w) in got.lines().zip(want.lines()) {
+        let g: serde_json::Map<String, serde_json::Value> = serde_json::from_str(g).unwrap();
+        let w: serde_json::Map<String, serde_json::Value> = serde_json::from_str(w).unwrap();
+        let mut keys: Vec<&String> = w.keys().collect();
+        if !client28.exists() {
+            keys.insert(9, &platform);
+        }
+        assert_eq!(g.keys().collect::<Vec<_>>(), keys, "keys and their order");
+        let labels = |v: &serde_json::Value| sorted_labels(v.as_str().unwrap());
+        assert_eq!(labels(&g["Labels"]), labels(&w["Labels"]));
+        for k in ["Command", "Image", "LocalVolumes", "Mounts", "Names", "Ports", "State", "Status"] {
+            assert_eq!(g[k], w[k], "{k}");
+        }
+        assert_eq!(g["Platform"], w.get("Platform").cloned().unwrap_or_default());
+        let at = g["CreatedAt"].as_str().unwrap();
+        assert!(at.len() == 29 && at.ends_with(" +0000 UTC"), "{at}");
+        assert!(g["Size"].as_str().unwrap().starts_with("0B (virtual "), "{g:?}");
+    }
+    let (got, want) = both(&["inspect", "-f", "{{json .Config}}", "c1"]);
+    let hostname = |s: &str| {
+        let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(s).unwrap();
+        v.remove("Hostname");
+        serde_json::to_string(&v).unwrap()
+    };
+    assert_eq!(hostname(&got), hostname(&want));
+    // export names owners as Docker's does (from the container's own
+    // passwd and group): every member both have, the same uname/gname.
+    let owners = |tar_bytes: Vec<u8>| -> std::collections::BTreeMap<String, (String, String)> {
+        let mut ar = tar::Archive::new(tar_bytes.as_slice());
+        ar.entries()
+            .unwrap()
+            .map(|m| {
+                let m = m.unwrap();
+                let h = m.header();
+                let name = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+                (
+                    m.path().unwrap().display().to_string().trim_end_matches('/').to_string(),
+                    (name(h.username_bytes()), name(h.groupname_bytes())),
+                )
+            })
+            .collect()
+    };
+    let ours = owners(e.run(&["export", "c2"]).stdout);
+    let theirs = owners(daemon.cmd(&["export", "c2"]).output().unwrap().stdout);
+    assert!(ours.len() > 300 && ours.values().any(|(u, g)| u == "ia" && g == "ia"), "{ours:?}");
+    for (name, names) in &ours {
+        if let Some(want) = theirs.get(name) {
+            assert_eq!(names, want, "{name}");
+        }
+    }
+    // The name no longer names the image: IMAGE is its ID.
+    let (got, want) = both(&["rmi", "-f", "ia/layered:1"]);
+    assert_eq!(got, want);
+    for args in [&["ps", "-a", "--format", "{{.Image}}"][..], &["ps", "-a", "--no-trunc", "--format", "{{.Image}}"]] {
+        let (got, want) = both(args);
+        assert_eq!(got, want, "{args:?}");
+    }
+    e.ok(&["rm", "c1", "c2"]);
 }
 
 /// A running dockerd (Debian's docker.io, started here with a private data
@@ -710,6 +1282,8 @@ fn dockerd_round_trip() {
     let out = e.dir.path().join("s.tar");
     e.ok(&["save", "-o", out.to_str().unwrap(), "ia/layered:1", "ia/committed:1"]);
 
+    // ia/layered's top layer is below ia/committed's: written once, linked.
+    assert_eq!(layer_members(&out), (6, 1));
     let daemon = support::Dockerd::start(&e.dir.path().join("dockerd"), "vfs");
     let docker = |args: &[&str]| daemon.ok(args);
     let loaded = docker(&["load", "-i", out.to_str().unwrap()]);

@@ -358,6 +358,146 @@ fn basic_auth_login_push_pull_logout() {
     drop(reg);
 }
 
+/// Run `strata ARGS` on a terminal (a pty from util-linux's `script`),
+/// answering each prompt in `dialog` once it has been printed; returns
+/// everything the terminal showed and the exit status.
+fn on_a_terminal(env: &Env, args: &[&str], dialog: &[(&str, &str)]) -> (String, i32) {
+    use std::sync::{Arc, Mutex};
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut cmd = vec![quote(&strata_bin().display().to_string())];
+    cmd.extend(["--root", &env.root().display().to_string(), "--storage-driver", "vfs"].iter().map(|a| quote(a)));
+    cmd.extend(args.iter().map(|a| quote(a)));
+    let line = format!("{}; echo \"[exit $?]\"", cmd.join(" "));
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("STRATA_CONFIG", env.config())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut out = child.stdout.take().unwrap();
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let mut from = 0;
+    for (wait_for, answer) in dialog {
+        let t0 = std::time::Instant::now();
+        loop {
+            let s = seen.lock().unwrap().clone();
+            if let Some(i) = s[from..].find(wait_for) {
+                from += i + wait_for.len();
+                break;
+            }
+            assert!(t0.elapsed() < std::time::Duration::from_secs(20), "no {wait_for:?} prompt: {s:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Give the program time to turn echo off after its prompt.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    }
+    let t0 = std::time::Instant::now();
+    while !seen.lock().unwrap().contains("[exit ") {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{:?}", seen.lock().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(stdin);
+    let _ = child.wait();
+    reader.join().unwrap();
+    let s = seen.lock().unwrap().replace('\r', "");
+    let code = s.rsplit_once("[exit ").and_then(|(_, c)| c.trim_end().trim_end_matches(']').parse().ok()).unwrap();
+    (s, code)
+}
+
+/// `login` on a terminal asks for the username and the password (not
+/// echoed), as Docker's CLI does; `run` of a missing image pulls it first.
+#[test]
+fn login_prompts_on_a_terminal_and_run_pulls_a_missing_image() {
+    let reg = Registry::start(Some(("user", "s3cret")));
+    let h = reg.host.clone();
+    let a = Env::new();
+    let (out, code) = on_a_terminal(&a, &["login", &h], &[("Username: ", "user"), ("Password: ", "s3cret")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Username: user\nPassword: \nLogin Succeeded\n"), "{out:?}");
+    assert!(!out.contains("s3cret"), "the password was echoed: {out:?}");
+    // The stored name is the default; a wrong password fails.
+    let (out, code) = on_a_terminal(&a, &["login", &h], &[("Username (user): ", ""), ("Password: ", "nope")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("login attempt to http://") && !out.contains("nope"), "{out:?}");
+    // Not a terminal: Docker's refusal.
+    let err = a.fails(&["login", &h]);
+    assert_eq!(err, "Error: Cannot perform an interactive login from a non TTY device\n");
+
+    // A missing image is pulled by create, after Docker's line.
+    a.load("min/ia-busybox.min.tar");
+    let bb = format!("{h}/ia/busybox:1.35");
+    a.ok(&["tag", "ia/busybox:1.35", &bb]);
+    a.ok(&["push", &bb]);
+    let b = Env::new();
+    fs::create_dir_all(b.config().parent().unwrap()).unwrap();
+    fs::copy(a.config(), b.config()).unwrap();
+    let o = b.run(&["create", "--name", "pulled", &bb]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // Docker's order, all on stderr: stdout is the container ID alone.
+    let err = text(&o.stderr);
+    assert!(err.starts_with(&format!("Unable to find image '{bb}' locally\n1.35: Pulling from ia/busybox\n")), "{err}");
+    assert!(err.ends_with(&format!("Status: Downloaded newer image for {bb}\n")), "{err}");
+    assert_eq!(text(&o.stdout).trim().len(), 64, "{}", text(&o.stdout));
+    assert_eq!(b.id(&bb), a.id(&bb));
+    b.ok(&["rm", "pulled"]);
+    drop(reg);
+}
+
+/// The compressed size of the first layer of `repo:tag` on the registry.
+fn pushed_layer_size(host: &str, repo: &str, tag: &str) -> u64 {
+    let o = Command::new("curl")
+        .args(["-sf", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
+        .arg(format!("http://{host}/v2/{repo}/manifests/{tag}"))
+        .output()
+        .expect("curl");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    m["layers"][0]["size"].as_u64().unwrap()
+}
+
+/// `push` compresses layers as Docker does (gzip at Go's default level 6):
+/// the busybox layer pushed by strata and by a private dockerd to the same
+/// registry differ by a few bytes, not by a fifth.
+#[test]
+fn push_compresses_layers_as_docker_does() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root for dockerd");
+        return;
+    }
+    let reg = Registry::start(None);
+    let h = reg.host.clone();
+    let a = Env::new();
+    let archive = images_dir().join("min/ia-busybox.min.tar");
+    a.load("min/ia-busybox.min.tar");
+    a.ok(&["tag", "ia/busybox:1.35", &format!("{h}/ia/by-strata:1")]);
+    a.ok(&["push", &format!("{h}/ia/by-strata:1")]);
+    let daemon = support::Dockerd::start(&a.dir.path().join("dockerd"), "vfs");
+    daemon.ok(&["load", "-i", archive.to_str().unwrap()]);
+    daemon.ok(&["tag", "ia/busybox:1.35", &format!("{h}/ia/by-docker:1")]);
+    daemon.ok(&["push", &format!("{h}/ia/by-docker:1")]);
+    let ours = pushed_layer_size(&h, "ia/by-strata", "1");
+    let docker = pushed_layer_size(&h, "ia/by-docker", "1");
+    eprintln!("busybox layer pushed: strata {ours} bytes, docker {docker} bytes");
+    let diff = ours.abs_diff(docker) as f64 / docker as f64;
+    assert!(diff < 0.02, "strata {ours} vs docker {docker}: {:.1} %", diff * 100.0);
+    drop(reg);
+}
+
 #[test]
 fn search_lists_the_catalog_and_reports_an_unreachable_hub() {
     let reg = Registry::start(None);

@@ -220,8 +220,28 @@ impl Driver for OverlayDriver {
 /// Write the merged tree of `stack` as a tar (root excluded).
 pub(crate) fn export_stack(stack: &Stack, out: &mut dyn Write) -> Result<u64> {
     let mut em = Emitter::new(out);
+    em.tw.names = Some(owner_names(stack)?);
     if let Some(root) = stack.root()? {
         stack.walk(b"", &root, &mut |path, f| em.file(path, &stack.path(f.layer, &f.phys), &f.stat))?;
     }
     em.finish()
+}
+
+/// The owner names an export writes: those of the tree's own
+/// `/etc/passwd` and `/etc/group` (regular files only), as `docker export`
+/// names them (its tar runs chrooted in the container's tree).
+pub(crate) fn owner_names(stack: &Stack) -> Result<crate::tarfmt::OwnerNames> {
+    let read = |path: &[u8]| -> Result<Vec<u8>> {
+        let Some(f) = stack.lookup(path)? else { return Ok(Vec::new()) };
+        if crate::sys::ftype(&f.stat) != rustix::fs::FileType::RegularFile {
+            return Ok(Vec::new());
+        }
+        let p = stack.path(f.layer, &f.phys);
+        let mut text = Vec::new();
+        let file = std::fs::File::open(&p).map_err(|e| crate::sys::io_err("open", &p, e))?;
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, 1 << 20), &mut text)
+            .map_err(|e| crate::sys::io_err("read", &p, e))?;
+        Ok(text)
+    };
+    Ok(crate::tarfmt::OwnerNames::parse(&read(b"etc/passwd")?, &read(b"etc/group")?))
 }

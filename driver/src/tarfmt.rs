@@ -190,6 +190,36 @@ pub(crate) fn mode_field(st_mode: u32) -> u32 {
 pub(crate) struct TarWriter<'a> {
     out: &'a mut dyn Write,
     pub written: u64,
+    /// User and group names for the uname/gname fields (an export names
+    /// owners as the tree's own passwd and group files do); none: empty.
+    pub names: Option<OwnerNames>,
+}
+
+/// IDs → names, from a tree's `etc/passwd` and `etc/group`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OwnerNames {
+    pub users: std::collections::HashMap<u64, Vec<u8>>,
+    pub groups: std::collections::HashMap<u64, Vec<u8>>,
+}
+
+impl OwnerNames {
+    /// Parse passwd/group text (`name:x:id:…`); the first line for an ID wins.
+    pub(crate) fn parse(passwd: &[u8], group: &[u8]) -> OwnerNames {
+        let table = |text: &[u8]| {
+            let mut m = std::collections::HashMap::new();
+            for line in text.split(|&b| b == b'\n') {
+                let f: Vec<&[u8]> = line.split(|&b| b == b':').collect();
+                if f.len() < 3 || f[0].is_empty() || f[0].starts_with(b"#") {
+                    continue;
+                }
+                if let Some(id) = std::str::from_utf8(f[2]).ok().and_then(|s| s.parse::<u64>().ok()) {
+                    m.entry(id).or_insert_with(|| f[0].to_vec());
+                }
+            }
+            m
+        };
+        OwnerNames { users: table(passwd), groups: table(group) }
+    }
 }
 
 fn fmt_octal(field: &mut [u8], v: u64) -> bool {
@@ -253,6 +283,7 @@ fn header_block(
     flag: u8,
     link: &[u8],
     dev: (u32, u32),
+    owner_names: (&[u8], &[u8]),
 ) -> [u8; BLOCK] {
     let mut h = [0u8; BLOCK];
     put(&mut h[0..100], name);
@@ -265,6 +296,8 @@ fn header_block(
     put(&mut h[157..257], link);
     h[257..263].copy_from_slice(b"ustar\0");
     h[263..265].copy_from_slice(b"00");
+    put(&mut h[265..297], owner_names.0);
+    put(&mut h[297..329], owner_names.1);
     fmt_octal(&mut h[329..337], dev.0 as u64);
     fmt_octal(&mut h[337..345], dev.1 as u64);
     put(&mut h[345..500], prefix);
@@ -275,13 +308,25 @@ fn header_block(
     h
 }
 
+/// A uname/gname field's content: the name when it fits (31 bytes).
+fn fit_name(v: Option<&Vec<u8>>) -> &[u8] {
+    v.map(|v| v.as_slice()).filter(|v| v.len() < 32).unwrap_or(b"")
+}
+
 fn ascii_trunc(s: &[u8], n: usize) -> Vec<u8> {
     s.iter().copied().filter(|b| b.is_ascii() && *b != 0).take(n).collect()
 }
 
 impl<'a> TarWriter<'a> {
     pub(crate) fn new(out: &'a mut dyn Write) -> TarWriter<'a> {
-        TarWriter { out, written: 0 }
+        TarWriter { out, written: 0, names: None }
+    }
+
+    /// The uname and gname fields for `uid` and `gid` (names of at most 31
+    /// bytes; longer ones are left out rather than cut).
+    fn owner_names(&self, uid: u64, gid: u64) -> (&[u8], &[u8]) {
+        let Some(n) = &self.names else { return (b"", b"") };
+        (fit_name(n.users.get(&uid)), fit_name(n.groups.get(&gid)))
     }
 
     fn emit(&mut self, b: &[u8]) -> Result<()> {
@@ -355,7 +400,7 @@ impl<'a> TarWriter<'a> {
             pname.extend_from_slice(b"PaxHeaders.0/");
             pname.extend_from_slice(file);
             let pname = ascii_trunc(&pname, 100);
-            let h = header_block(&pname, b"", 0, 0, 0, pax.len() as u64, 0, b'x', b"", (0, 0));
+            let h = header_block(&pname, b"", 0, 0, 0, pax.len() as u64, 0, b'x', b"", (0, 0), (b"", b""));
             self.emit(&h)?;
             self.emit(&pax)?;
             self.emit(&vec![0u8; padding(pax.len() as u64) as usize])?;
@@ -372,6 +417,7 @@ impl<'a> TarWriter<'a> {
             flag,
             &link_field,
             dev,
+            self.owner_names(m.uid, m.gid),
         );
         self.emit(&h)
     }

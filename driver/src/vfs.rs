@@ -168,6 +168,7 @@ impl Driver for VfsDriver {
             .collect();
         let stack = Stack::plain(root);
         let mut em = crate::emit::Emitter::new(out);
+        em.tw.names = Some(crate::overlay::owner_names(&stack)?);
         if let Some(top) = stack.root()? {
             stack.walk(b"", &top, &mut |path, f| match by_hidden.get(path) {
                 Some(crate::ChangeKind::Added) if !by_id.contains(path) => Ok(()),

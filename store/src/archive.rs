@@ -1,4 +1,4 @@
-//! Reading image archives: a tar (optionally gzip/zstd-compressed) is
+//! Reading image archives: a tar (optionally gzip/zstd/xz/bzip2-compressed) is
 //! unpacked into a scratch directory inside the store, or a directory (an
 //! OCI layout) is read in place. Members are addressed by their archive
 //! path; nothing is ever written outside the scratch directory (member
@@ -16,6 +16,11 @@ use crate::error::{Error, IoContext, Result};
 const MAX_MEMBERS: usize = 100_000;
 /// Largest JSON document (manifest, index, config) read into memory.
 pub const MAX_JSON: u64 = 64 << 20;
+/// Largest archive-level metadata member (`manifest.json`, `index.json`,
+/// `repositories`, `oci-layout`): containers/image's limit.
+pub const MAX_METADATA: u64 = 1 << 20;
+/// The archive-level metadata members.
+const METADATA: [&str; 4] = ["manifest.json", "index.json", "repositories", "oci-layout"];
 
 /// Compression of a stream, by its magic bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +31,10 @@ pub enum Compression {
     Gzip,
     /// zstd.
     Zstd,
+    /// xz.
+    Xz,
+    /// bzip2.
+    Bzip2,
 }
 
 /// Sniff the compression of a buffered stream without consuming it.
@@ -35,6 +44,10 @@ pub fn sniff(r: &mut dyn BufRead) -> io::Result<Compression> {
         Compression::Gzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Compression::Zstd
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Compression::Xz
+    } else if head.starts_with(b"BZh") {
+        Compression::Bzip2
     } else {
         Compression::None
     })
@@ -47,6 +60,8 @@ pub fn decompress<'a>(r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
         Compression::None => Box::new(b),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(b)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(b)?),
+        Compression::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(b)),
+        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(b)),
     })
 }
 
@@ -91,12 +106,14 @@ impl Archive {
                     let file = scratch.path().join(format!("m{n}"));
                     let mut f = File::create(&file).at("create", &file)?;
                     io::copy(&mut e, &mut f).map_err(|e| Error::BadArchive(format!("reading member {name}: {e}")))?;
+                    refuse_duplicate(&name, &files, &links)?;
                     files.insert(name, file);
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {
                     if let Some(t) = e.link_name_bytes() {
                         let t = String::from_utf8_lossy(&t).to_string();
                         let target = if e.header().entry_type() == tar::EntryType::Link { normalize(&t) } else { t };
+                        refuse_duplicate(&name, &files, &links)?;
                         links.insert(name, target);
                     }
                 }
@@ -165,13 +182,23 @@ impl Archive {
     /// Read a (small) member into memory.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
         let f = self.open(name)?;
+        let max = if METADATA.contains(&normalize(name).as_str()) { MAX_METADATA } else { MAX_JSON };
         let mut v = Vec::new();
-        f.take(MAX_JSON + 1).read_to_end(&mut v).during(format!("read {name}"))?;
-        if v.len() as u64 > MAX_JSON {
-            return Err(Error::BadArchive(format!("{name} is too large")));
+        f.take(max + 1).read_to_end(&mut v).during(format!("read {name}"))?;
+        if v.len() as u64 > max {
+            return Err(Error::BadArchive(format!("{name} is larger than {} bytes", max)));
         }
         Ok(v)
     }
+}
+
+/// Two members by one name: readers disagree on which one counts (the
+/// first, the last), so an archive holding them is refused.
+fn refuse_duplicate(name: &str, files: &HashMap<String, PathBuf>, links: &HashMap<String, String>) -> Result<()> {
+    if files.contains_key(name) || links.contains_key(name) {
+        return Err(Error::BadArchive(format!("duplicate member {name}")));
+    }
+    Ok(())
 }
 
 /// Normalize an archive path: no leading `./` or `/`, no `.` components,

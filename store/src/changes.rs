@@ -14,6 +14,28 @@ pub fn apply_changes(config: &mut Map<String, Value>, changes: &[String]) -> Res
     Ok(())
 }
 
+/// An EXPOSE port (`80`, `80/udp`, a range `8000-8010/tcp`) as the
+/// `PORT/PROTO` keys it stands for, checked and expanded as Docker does.
+fn port_spec(spec: &str) -> Result<Vec<String>> {
+    let (port, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let lower = proto.to_ascii_lowercase();
+    if !matches!(lower.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(Error::Invalid(format!("Invalid proto: {proto}")));
+    }
+    let number = |s: &str| {
+        if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse::<u32>().ok().filter(|&n| n <= 65535)
+    };
+    let range = match port.split_once('-') {
+        Some((lo, hi)) => number(lo).zip(number(hi)).filter(|(l, h)| l <= h),
+        None => number(port).map(|n| (n, n)),
+    };
+    let (lo, hi) = range.ok_or_else(|| Error::Invalid(format!("Invalid containerPort: {port}")))?;
+    Ok((lo..=hi).map(|n| format!("{n}/{lower}")).collect())
+}
+
 fn apply_one(config: &mut Map<String, Value>, change: &str) -> Result<()> {
     let change = change.trim();
     let (instr, rest) = change.split_once(char::is_whitespace).unwrap_or((change, ""));
@@ -59,9 +81,10 @@ fn apply_one(config: &mut Map<String, Value>, change: &str) -> Result<()> {
             if !ports.is_object() {
                 *ports = json!({});
             }
-            for p in rest.split_whitespace() {
-                let p = if p.contains('/') { p.to_string() } else { format!("{p}/tcp") };
-                ports.as_object_mut().unwrap().insert(p, json!({}));
+            for spec in rest.split_whitespace() {
+                for p in port_spec(spec)? {
+                    ports.as_object_mut().unwrap().insert(p, json!({}));
+                }
             }
         }
         "onbuild" => {
@@ -175,6 +198,7 @@ mod tests {
             (&["ENV A 1 2"], r#"{"Env":["A=1 2"]}"#),
             (&["ENV A=1", "ENV A=2"], r#"{"Env":["A=2"]}"#),
             (&["EXPOSE 9090 53/udp"], r#"{"ExposedPorts":{"9090/tcp":{},"53/udp":{}}}"#),
+            (&["EXPOSE 8000-8002/TCP"], r#"{"ExposedPorts":{"8000/tcp":{},"8001/tcp":{},"8002/tcp":{}}}"#),
             (&["LABEL a=b"], r#"{"Labels":{"a":"b"}}"#),
             (&["ONBUILD RUN true"], r#"{"OnBuild":["RUN true"]}"#),
             (&["USER ia", "WORKDIR /srv"], r#"{"User":"ia","WorkingDir":"/srv"}"#),
@@ -195,6 +219,9 @@ mod tests {
             ("FROM x", "from is not a valid change command"),
             ("STOPSIGNAL SIGKILL", "stopsignal is not a valid change command"),
             ("BOGUS x", "bogus is not a valid change command"),
+            ("EXPOSE abc", "Invalid containerPort: abc"),
+            ("EXPOSE 80 70000/udp", "Invalid containerPort: 70000"),
+            ("EXPOSE 80/xyz", "Invalid proto: xyz"),
         ] {
             let e = apply_changes(&mut Map::new(), &[c.to_string()]).unwrap_err();
             assert_eq!(e.to_string(), msg);

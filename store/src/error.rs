@@ -41,6 +41,9 @@ pub enum Error {
     /// A malformed reference (Docker's wording).
     #[error("invalid reference format: {0}")]
     BadReference(String),
+    /// A repository name Docker refuses outright (an image ID as a name).
+    #[error("invalid repository name ({0}), cannot specify 64-byte hexadecimal strings")]
+    IdAsRepositoryName(String),
     /// No image by that name, ID or digest.
     #[error("No such image: {0}")]
     NoSuchImage(String),

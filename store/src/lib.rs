@@ -304,17 +304,18 @@ impl Store {
             }
             return Err(Error::NoSuchImage(name.to_string()));
         }
-        let is_hexish = !name.is_empty()
-            && name.len() <= 64
-            && name.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-        if let Ok(r) = Reference::parse_tagged(name) {
-            if let Some(id) = repos.get(&r) {
-                return Ok(id.clone());
-            }
+        // An ID prefix, bare or after `sha256:` (Docker's digest set).
+        let prefix = name.strip_prefix("sha256:").unwrap_or(name);
+        let is_hexish = !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        let parsed = Reference::parse_tagged(name).ok();
+        if let Some(id) = parsed.as_ref().and_then(|r| repos.get(r)) {
+            return Ok(id.clone());
         }
         if is_hexish {
             let matches: Vec<Digest> =
-                self.imagedb().list()?.into_iter().filter(|d| d.hex().starts_with(name)).collect();
+                self.imagedb().list()?.into_iter().filter(|d| d.hex().starts_with(prefix)).collect();
             match matches.len() {
                 1 => return Ok(matches[0].clone()),
                 0 => {}
@@ -325,7 +326,8 @@ impl Store {
                 }
             }
         }
-        Err(Error::NoSuchImage(name.to_string()))
+        // Docker names what it looked for: the reference with its default tag.
+        Err(Error::NoSuchImage(parsed.map(|r| r.to_string()).unwrap_or_else(|| name.to_string())))
     }
 
     /// Chain IDs in use by any image or container (with all their parents).

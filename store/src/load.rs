@@ -224,7 +224,11 @@ fn docker_archive(ar: &Archive) -> Result<Vec<Found>> {
         }
         let mut tags = Vec::new();
         for t in e.repo_tags.unwrap_or_default() {
-            tags.push(Reference::parse_tagged(&t)?);
+            // Docker takes only name:tag here (a digest is not a tag).
+            match Reference::parse_tagged(&t)? {
+                r if r.digest.is_some() => return Err(Error::BadArchive(format!("invalid tag {t:?}"))),
+                r => tags.push(r),
+            }
         }
         // Docker 25+ names layers `blobs/sha256/<digest>`: the blob digest is the name.
         let layers = e

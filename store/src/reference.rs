@@ -33,7 +33,7 @@ impl Reference {
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
-                (r, Some(Digest::parse(d).map_err(|_| Error::BadReference(format!("invalid digest in {s:?}")))?))
+                (r, Some(Digest::parse(d).map_err(|_| Error::BadReference("invalid digest format".into()))?))
             }
             None => (s, None),
         };
@@ -43,9 +43,12 @@ impl Reference {
             Some(i) => (&rest[..slash + i], Some(&rest[slash + i + 1..])),
             None => (rest, None),
         };
+        if is_image_id(name) {
+            return Err(Error::IdAsRepositoryName(name.to_string()));
+        }
         if let Some(t) = tag {
             if !valid_tag(t) {
-                return Err(Error::BadReference(format!("invalid tag format in {s:?}")));
+                return Err(Error::BadReference(format!("invalid tag format {t:?}")));
             }
         }
         let repo = familiar(name)?;
@@ -132,11 +135,16 @@ fn familiar(name: &str) -> Result<String> {
         }
     }
     if path.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(Error::BadReference("repository name (Name) must be lowercase".into()));
+        return Err(Error::BadReference(format!("repository name ({}) must be lowercase", docker_remote_name(name))));
     }
     for comp in path.split('/') {
+        if comp.is_empty() {
+            return Err(Error::BadReference("repository name components must not be empty".into()));
+        }
         if !valid_component(comp) {
-            return Err(Error::BadReference(String::new()));
+            return Err(Error::BadReference(format!(
+                "repository name component {comp:?} must match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*"
+            )));
         }
     }
     let mut path = path.to_string();
@@ -155,6 +163,26 @@ fn familiar(name: &str) -> Result<String> {
         Some(d) => format!("{d}/{path}"),
         None => path,
     })
+}
+
+/// The repository name Docker's lowercase error shows: its first
+/// component counts as a registry when it has a `.` or `:`, is `localhost`
+/// or is not lowercase; a one-component name on Docker Hub is shown with
+/// `library/`.
+fn docker_remote_name(name: &str) -> String {
+    match name.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first => {
+            rest.to_string()
+        }
+        Some(_) => name.to_string(),
+        None => format!("library/{name}"),
+    }
+}
+
+/// A name that is an image ID (64 lowercase hex digits): Docker refuses it
+/// as a repository name, since it could not be told apart from the ID.
+fn is_image_id(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
@@ -228,6 +256,23 @@ mod tests {
     fn lowercase_message_is_dockers() {
         let e = Reference::parse("Bad/Name:x").unwrap_err();
         assert_eq!(e.to_string(), "invalid reference format: repository name (Name) must be lowercase");
+        let e = Reference::parse("ia/Layered:1").unwrap_err();
+        assert_eq!(e.to_string(), "invalid reference format: repository name (ia/Layered) must be lowercase");
+        let e = Reference::parse("Layered").unwrap_err();
+        assert_eq!(e.to_string(), "invalid reference format: repository name (library/Layered) must be lowercase");
+    }
+
+    #[test]
+    fn errors_give_a_reason() {
+        for bad in ["a//b", "a:", "a:-x", "-a", "a@sha256:xyz", "", "a/b_"] {
+            let e = Reference::parse(bad).unwrap_err().to_string();
+            assert!(!e.ends_with(": "), "{bad}: {e}");
+        }
+        let hex = "a".repeat(64);
+        for r in [hex.clone(), format!("{hex}:1")] {
+            let e = Reference::parse(&r).unwrap_err().to_string();
+            assert_eq!(e, format!("invalid repository name ({hex}), cannot specify 64-byte hexadecimal strings"));
+        }
     }
 
     #[test]

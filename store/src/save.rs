@@ -7,7 +7,7 @@
 //! (same diff-ids, same image IDs) while the store keeps one copy of the
 //! content; each is verified against its diff-id as it is written.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 
 use serde_json::json;
@@ -31,7 +31,7 @@ pub fn save(store: &Store, items: &[SaveItem], out: &mut dyn Write) -> Result<()
     for item in items {
         store.pin_image(&store.image(&item.id)?)?;
     }
-    let mut w = TarWriter { out, written: HashSet::new() };
+    let mut w = TarWriter { out, written: HashSet::new(), diffs: HashMap::new() };
     let layers = store.layers();
     let mut manifest = Vec::new();
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
@@ -70,10 +70,27 @@ pub fn save(store: &Store, items: &[SaveItem], out: &mut dyn Write) -> Result<()
                     v1json["architecture"] = json!(image.config.architecture);
                 }
                 w.file(&format!("{v1}/json"), v1json.to_string().as_bytes(), mtime)?;
-                w.layer(store, &layer, &format!("{v1}/layer.tar"), mtime)?;
+                // A diff already in the archive (the top of one image below
+                // another's top, the same content at another place in a
+                // chain) is a link to it, as `docker save` writes it, for
+                // loaders that follow the v1 directories.
+                match w.diffs.get(&layer.diff_id) {
+                    Some(first) => {
+                        let target = format!("../{first}/layer.tar");
+                        w.symlink(&format!("{v1}/layer.tar"), &target, mtime)?;
+                    }
+                    None => {
+                        w.layer(store, &layer, &format!("{v1}/layer.tar"), mtime)?;
+                        w.diffs.insert(layer.diff_id.clone(), v1.clone());
+                    }
+                }
                 w.written.insert(v1.clone());
             }
-            layer_names.push(format!("{v1}/layer.tar"));
+            // The manifest names the member holding the bytes, never a
+            // link (containers/image takes a listed member's size from its
+            // own header).
+            let holder = w.diffs.get(&layer.diff_id).unwrap_or(&v1);
+            layer_names.push(format!("{holder}/layer.tar"));
             parent_v1 = Some(v1);
         }
         let tags: Vec<String> = item.tags.iter().filter(|t| t.tag.is_some()).map(|t| t.to_string()).collect();
@@ -100,12 +117,29 @@ pub fn save(store: &Store, items: &[SaveItem], out: &mut dyn Write) -> Result<()
 struct TarWriter<'a> {
     out: &'a mut dyn Write,
     written: HashSet<String>,
+    /// Diff-ID → the v1 directory whose `layer.tar` holds it.
+    diffs: HashMap<Digest, String>,
 }
 
 impl TarWriter<'_> {
     fn header(&mut self, name: &str, size: u64, mode: u32, kind: tar::EntryType, mtime: u64) -> Result<()> {
+        self.header_linked(name, size, mode, kind, mtime, None)
+    }
+
+    fn header_linked(
+        &mut self,
+        name: &str,
+        size: u64,
+        mode: u32,
+        kind: tar::EntryType,
+        mtime: u64,
+        link: Option<&str>,
+    ) -> Result<()> {
         let mut h = tar::Header::new_ustar();
         h.set_path(name).map_err(|e| Error::Invalid(format!("archive member name {name}: {e}")))?;
+        if let Some(target) = link {
+            h.set_link_name(target).map_err(|e| Error::Invalid(format!("archive link {target}: {e}")))?;
+        }
         h.set_size(size);
         h.set_mode(mode);
         h.set_uid(0);
@@ -127,6 +161,10 @@ impl TarWriter<'_> {
         self.header(name, data.len() as u64, 0o644, tar::EntryType::Regular, mtime)?;
         self.out.write_all(data).during("write archive")?;
         self.pad(data.len() as u64)
+    }
+
+    fn symlink(&mut self, name: &str, target: &str, mtime: u64) -> Result<()> {
+        self.header_linked(name, 0, 0o777, tar::EntryType::Symlink, mtime, Some(target))
     }
 
     fn dir(&mut self, name: &str, mtime: u64) -> Result<()> {

@@ -135,14 +135,14 @@ fn save_reproduces_layers_byte_for_byte() {
         let mut n = 0;
         for e in ar.entries().unwrap() {
             let mut e = e.unwrap();
-            if e.path().unwrap().ends_with("layer.tar") {
+            if e.path().unwrap().ends_with("layer.tar") && e.header().entry_type() != tar::EntryType::Symlink {
                 let mut b = Vec::new();
                 e.read_to_end(&mut b).unwrap();
                 assert!(diff_ids.contains(&Digest::of(&b).to_string()), "{driver}: a saved layer has a new digest");
                 n += 1;
             }
         }
-        assert_eq!(n, 6, "{driver}: 5 + 1 layers (top layer per image)");
+        assert_eq!(n, 5, "{driver}: 5 distinct layers, one a link to another");
         let (_d2, s2) = store(driver);
         let ev = load_stream(&s2, fs::File::open(&out).unwrap(), &mut |_| {}).unwrap();
         assert_eq!(ids(&s2), ids(&s));

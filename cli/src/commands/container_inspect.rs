@@ -36,7 +36,13 @@ fn config(c: &Container, run: &RunConfig, image: &ImageRuntime, image_cfg: Optio
     }
     let volumes: Map<String, Value> =
         image_cfg.and_then(|v| v.get("Volumes")).and_then(|v| v.as_object()).cloned().unwrap_or_default();
-    json!({
+    // ExposedPorts: the image's and the published ones (omitted when none).
+    let mut exposed: Map<String, Value> =
+        image_cfg.and_then(|v| v.get("ExposedPorts")).and_then(|v| v.as_object()).cloned().unwrap_or_default();
+    for p in &run.ports {
+        exposed.insert(format!("{}/tcp", p.container_port), json!({}));
+    }
+    let doc = json!({
         "Hostname": strata_runtime::spec::hostname(run, &c.id, ""),
         "Domainname": "",
         "User": run.user.clone().unwrap_or_else(|| image.user.clone()),
@@ -55,8 +61,19 @@ fn config(c: &Container, run: &RunConfig, image: &ImageRuntime, image_cfg: Optio
         "OnBuild": Value::Null,
         "Labels": labels,
         "StopSignal": run.stop_signal.clone().or_else(|| image.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into()),
-        "StopTimeout": run.stop_timeout,
-    })
+    });
+    // Docker's struct order; `omitempty` fields only when set.
+    let mut out = Map::new();
+    for (k, v) in doc.as_object().into_iter().flatten() {
+        out.insert(k.clone(), v.clone());
+        if k == "AttachStderr" && !exposed.is_empty() {
+            out.insert("ExposedPorts".into(), Value::Object(exposed.clone()));
+        }
+    }
+    if let Some(t) = run.stop_timeout {
+        out.insert("StopTimeout".into(), json!(t));
+    }
+    Value::Object(out)
 }
 
 /// Docker's `{"80/tcp": [{"HostIp": …, "HostPort": …}]}`.

@@ -26,7 +26,10 @@ const PS_HEADERS: &[(&str, &str)] = &[
     ("Ports", "PORTS"),
     ("Names", "NAMES"),
     ("Labels", "LABELS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
     ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("Platform", "PLATFORM"),
     ("Size", "SIZE"),
     ("State", "STATE"),
 ];
@@ -127,6 +130,30 @@ pub fn command_of(store: &Store, c: &Container) -> Vec<String> {
     strata_runtime::config::process_args(&image, &run)
 }
 
+/// Docker's COMMAND before quoting: the program and its arguments, those
+/// holding a space in single quotes.
+fn docker_command(args: &[String]) -> String {
+    let quoted: Vec<String> = args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| if i > 0 && a.contains(' ') { format!("'{a}'") } else { a.clone() })
+        .collect();
+    quoted.join(" ")
+}
+
+/// Docker's IMAGE column: the name the container was created with while
+/// it still names the same image, else the image ID (short unless --no-trunc).
+fn image_column(store: &Store, c: &Container, no_trunc: bool) -> String {
+    if store.resolve(&c.image_name).is_ok_and(|id| id == c.image) {
+        return c.image_name.clone();
+    }
+    if no_trunc {
+        c.image.to_string()
+    } else {
+        c.image.hex()[..12].to_string()
+    }
+}
+
 /// Docker's SIZE column: the writable layer's size and the image's.
 fn size_text(store: &Store, c: &Container) -> String {
     let rw = store.driver().diff_size(&c.layer).unwrap_or(0);
@@ -169,6 +196,8 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
     let mut all = Containers::new(store.root()).list()?;
     all.reverse();
     let last = if a.latest { 1 } else { a.last };
+    // A template that shows sizes asks for them (Docker's client does so).
+    let with_size = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size") || f.contains("json ."));
     if last >= 0 {
         all.truncate(last as usize);
     }
@@ -193,24 +222,40 @@ pub fn ps(s: &Settings, a: PsArgs) -> Result<()> {
         if !keep {
             continue;
         }
-        let cmd = command_of(&store, c).join(" ");
-        let cmd =
-            if a.no_trunc { format!("\"{cmd}\"") } else { format!("\"{}\"", crate::format::text::ellipsis(&cmd, 20)) };
+        let cmd = docker_command(&command_of(&store, c));
+        let cmd = if a.no_trunc { cmd } else { crate::format::text::ellipsis(&cmd, 20) };
+        // Seconds only: Docker keeps the creation time as a Unix time.
         let t = strata_store::config::parse_time(&c.created).unwrap_or(chrono::DateTime::UNIX_EPOCH);
-        let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let t = chrono::DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t);
+        let image = store.image(&c.image).ok();
+        // The image's labels under the container's own, as Docker merges them at create.
+        let mut labels: std::collections::BTreeMap<String, String> = image
+            .as_ref()
+            .and_then(|i| i.config.config.as_ref())
+            .and_then(|cfg| cfg.get("Labels"))
+            .and_then(|l| l.as_object())
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            .unwrap_or_default();
+        labels.extend(c.labels.clone());
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let run = strata_runtime::container::run_config(&store, &c.id).unwrap_or_default();
+        // Keys in Go's map order (sorted), as Docker's `{{json .}}` shows a row.
         rows.push(json!({
-            "ID": if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
-            "Image": c.image_name,
-            "Command": cmd,
+            "Command": crate::format::gofmt::go_quote(&cmd, false),
             "CreatedAt": printer::created_at(t),
-            "RunningFor": printer::since(t),
-            "Status": status,
-            "State": state,
-            "Ports": ports_of(&store, c),
-            "Names": c.name,
+            "ID": if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
+            "Image": image_column(&store, c, a.no_trunc),
             "Labels": labels.join(","),
+            "LocalVolumes": run.binds.iter().filter(|b| b.volume.is_some()).count().to_string(),
             "Mounts": "",
-            "Size": if a.size { size_text(&store, c) } else { String::new() },
+            "Names": c.name,
+            "Networks": run.network_mode(),
+            "Platform": null,
+            "Ports": ports_of(&store, c),
+            "RunningFor": printer::since(t),
+            "Size": if with_size { size_text(&store, c) } else { String::new() },
+            "State": state,
+            "Status": status,
         }));
     }
     let mut p = Printer::stdout();
@@ -248,6 +293,11 @@ pub fn umount(s: &Settings, a: ContainersArgs) -> Result<()> {
     let mut p = Printer::stdout();
     for key in &a.containers {
         let c = find(&store, key)?;
+        // Nothing to undo is a mistake worth saying (a script's unbalanced
+        // mount/umount), not a silent success.
+        if store.driver().mount_count(&c.layer)? == 0 && !store.driver().is_mounted(&c.layer)? {
+            anyhow::bail!("container {key} is not mounted");
+        }
         store.driver().unmount(&c.layer)?;
         p.line(&c.id)?;
     }

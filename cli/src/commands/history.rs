@@ -68,13 +68,14 @@ pub fn run(s: &Settings, a: HistoryArgs) -> Result<()> {
             None => "<missing>".to_string(),
         };
         let t = created.as_deref().and_then(parse_time);
+        // Keys in Go's map order (sorted), as Docker's `{{json .}}` shows a row.
         rows.push(json!({
-            "ID": id_text,
-            "CreatedSince": t.map(printer::since).unwrap_or_else(|| "N/A".into()),
+            "Comment": comment,
             "CreatedAt": t.map(strata_store::config::format_time).unwrap_or_else(|| "N/A".into()),
             "CreatedBy": if a.no_trunc { by } else { crate::format::text::ellipsis(&by, 45) },
+            "CreatedSince": t.map(printer::since).unwrap_or_else(|| "N/A".into()),
+            "ID": id_text,
             "Size": if a.human { printer::size(size) } else { size.to_string() },
-            "Comment": comment,
         }));
     }
     let mut p = Printer::stdout();

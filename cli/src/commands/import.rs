@@ -12,7 +12,7 @@ use crate::cli::ImportArgs;
 use crate::printer::Printer;
 use crate::settings::Settings;
 
-/// Import a filesystem tar (file, or `-` for stdin; gzip/zstd allowed).
+/// Import a filesystem tar (file, or `-` for stdin; gzip/zstd/xz/bzip2 allowed).
 pub fn run(s: &Settings, a: ImportArgs) -> Result<()> {
     let target = a.reference.as_deref().map(Reference::parse_tagged).transpose()?;
     let input: Box<dyn Read> = if a.source.starts_with("http://") || a.source.starts_with("https://") {

@@ -174,7 +174,13 @@ pub fn run(s: &Settings, a: InspectArgs) -> Result<()> {
         }
         match store.resolve(name).and_then(|id| store.image(&id)) {
             Ok(img) => docs.push(document(&store, &img, templated)?),
-            Err(_) => errors.push(format!("Error response from daemon: no such image: {name}: No such image: {name}")),
+            Err(e) => {
+                let looked_for = match e {
+                    strata_store::Error::NoSuchImage(n) => n,
+                    _ => name.clone(),
+                };
+                errors.push(format!("Error response from daemon: no such image: {name}: No such image: {looked_for}"))
+            }
         }
     }
     let mut ins = crate::format::Inspector::new(

@@ -12,6 +12,10 @@ use crate::settings::Settings;
 
 /// Load images from `-i FILE|DIR` or stdin and print Docker's lines.
 pub fn run(s: &Settings, a: LoadArgs) -> Result<()> {
+    // A terminal is nobody's archive: Docker's CLI refuses rather than wait.
+    if a.input.is_none() && std::io::stdin().is_terminal() {
+        anyhow::bail!("requested load from stdin, but stdin is empty");
+    }
     let store = s.store()?;
     // Read stdin to its end before taking the store's lock, so that
     // `strata save … | strata load` on one store cannot wait on itself.

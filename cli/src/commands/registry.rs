@@ -2,7 +2,7 @@
 //! in `strata_store::registry`; this module turns its events into Docker's
 //! output.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
@@ -19,11 +19,17 @@ use crate::settings::Settings;
 /// `pull [-a] [-q] [--platform P] NAME[:TAG|@DIGEST]`: Docker's lines, one
 /// `Status:` line for the whole command, then the full reference.
 pub fn pull(s: &Settings, a: PullArgs) -> Result<()> {
+    pull_with(s, a, false)
+}
+
+/// `pull`, or (`for_create`) the pull `create`/`run` make of a missing
+/// image: its progress on stderr, no name printed after it.
+pub fn pull_with(s: &Settings, a: PullArgs, for_create: bool) -> Result<()> {
     let mut r = Reference::parse(&a.name)?;
     let cfg = RegistryConfig::load()?;
     let store = s.store()?;
     store.check_writable()?;
-    let mut progress = Progress::new(a.quiet);
+    let mut progress = if for_create { Progress::on_stderr(a.quiet) } else { Progress::new(a.quiet) };
     let mut refs = Vec::new();
     if a.all_tags {
         if r.tag.is_some() || r.digest.is_some() {
@@ -58,6 +64,9 @@ pub fn pull(s: &Settings, a: PullArgs) -> Result<()> {
         progress.line(&format!("Status: Downloaded newer image for {shown}"));
     } else {
         progress.line(&format!("Status: Image is up to date for {shown}"));
+    }
+    if for_create {
+        return Ok(());
     }
     Printer::stdout().line(&r.full())
 }
@@ -138,26 +147,49 @@ pub fn login(a: LoginArgs) -> Result<()> {
     if a.password_stdin && a.password.is_some() {
         bail!("--password and --password-stdin are mutually exclusive");
     }
-    let Some(user) = a.username else {
-        if a.password_stdin {
-            bail!("Must provide --username with --password-stdin");
-        }
+    if a.password_stdin && a.username.is_none() {
+        bail!("Must provide --username with --password-stdin");
+    }
+    let interactive = a.username.is_none() || (a.password.is_none() && !a.password_stdin);
+    if interactive && !std::io::stdin().is_terminal() {
         bail!("Error: Cannot perform an interactive login from a non TTY device");
+    }
+    // Docker's prompts: the username (the stored one as default), then the
+    // password with the terminal's echo off.
+    let user = match a.username {
+        Some(u) => u,
+        None => {
+            let stored = cfg.credentials(&registry).map(|(u, _)| u).unwrap_or_default();
+            if stored.is_empty() {
+                prompt("Username: ")?;
+            } else {
+                prompt(&format!("Username ({stored}): "))?;
+            }
+            let typed = read_line()?.trim().to_string();
+            if typed.is_empty() {
+                stored
+            } else {
+                typed
+            }
+        }
     };
+    if user.is_empty() {
+        bail!("Error: Non-null Username Required");
+    }
     let password = if a.password_stdin {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        line.trim_end_matches(['\n', '\r']).to_string()
+        read_line()?
     } else {
         match a.password {
             Some(p) => {
                 eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
                 p
             }
-            None if std::io::stdin().is_terminal() => {
-                bail!("Error: interactive password prompts are not supported; use --password-stdin")
+            None => {
+                prompt("Password: ")?;
+                let p = without_echo(read_line)?;
+                println!();
+                p
             }
-            None => bail!("Error: Cannot perform an interactive login from a non TTY device"),
         }
     };
     if password.is_empty() {
@@ -174,6 +206,34 @@ pub fn login(a: LoginArgs) -> Result<()> {
     cfg.save()?;
     println!("Login Succeeded");
     Ok(())
+}
+
+fn prompt(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// One line of standard input, without its line end.
+fn read_line() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Run `f` with the terminal on stdin not echoing what is typed (line
+/// editing kept), restoring its settings afterwards.
+fn without_echo<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin)?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
+    let r = f();
+    tcsetattr(&stdin, OptionalActions::Now, &saved)?;
+    r
 }
 
 /// `logout [SERVER]`

@@ -239,9 +239,10 @@ fn image_for(s: &Settings, image: &str, pull: &str) -> Result<strata_store::Dige
     if pull == "missing" {
         eprintln!("Unable to find image '{name}' locally");
     }
-    crate::commands::registry::pull(
+    crate::commands::registry::pull_with(
         s,
         crate::cli::PullArgs { all_tags: false, quiet: false, platform: None, name: image.to_string() },
+        true,
     )?;
     resolve()?.ok_or_else(|| anyhow!("Error response from daemon: No such image: {name}"))
 }

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::{anyhow, bail, Result};
 use strata_store::save::{save, SaveItem};
-use strata_store::{Error, Reference};
+use strata_store::{Digest, Error, Reference};
 
 use crate::cli::SaveArgs;
 use crate::settings::Settings;
@@ -18,28 +18,39 @@ pub fn run(s: &Settings, a: SaveArgs) -> Result<()> {
     let repos = store.repositories()?;
     let mut items: Vec<SaveItem> = Vec::new();
     for name in &a.images {
-        let id = store.resolve(name).map_err(|e| match e {
-            Error::NoSuchImage(_) => anyhow!("Error response from daemon: reference does not exist"),
-            e => e.into(),
-        })?;
-        let tags: Vec<Reference> = match Reference::parse(name) {
-            Ok(r) if r.digest.is_some() => Vec::new(),
-            Ok(r) if r.tag.is_some() && repos.get(&r) == Some(&id) => vec![r],
-            // A repository without tag: every tag of it on this image.
-            Ok(r) if repos.get(&Reference::parse_tagged(name)?) == Some(&id) || !name.contains(':') => {
-                repos.of(&id).into_iter().filter(|t| t.repo == r.repo && t.tag.is_some()).collect()
+        // A repository without tag or digest: every tag of it (Docker's
+        // `save REPO`), whichever images they name.
+        let whole_repo = Reference::parse(name).ok().filter(|r| r.tag.is_none() && r.digest.is_none());
+        let named: Vec<(Digest, Vec<Reference>)> = match whole_repo {
+            Some(r) if repos.all().iter().any(|(t, _)| t.repo == r.repo && t.tag.is_some()) => repos
+                .all()
+                .into_iter()
+                .filter(|(t, _)| t.repo == r.repo && t.tag.is_some())
+                .map(|(t, id)| (id, vec![t]))
+                .collect(),
+            _ => {
+                let id = store.resolve(name).map_err(|e| match e {
+                    Error::NoSuchImage(_) => anyhow!("Error response from daemon: reference does not exist"),
+                    e => e.into(),
+                })?;
+                let tags = match Reference::parse(name) {
+                    Ok(r) if r.tag.is_some() && r.digest.is_none() && repos.get(&r) == Some(&id) => vec![r],
+                    _ => Vec::new(),
+                };
+                vec![(id, tags)]
             }
-            _ => Vec::new(),
         };
-        match items.iter_mut().find(|i| i.id == id) {
-            Some(i) => {
-                for t in tags {
-                    if !i.tags.contains(&t) {
-                        i.tags.push(t);
+        for (id, tags) in named {
+            match items.iter_mut().find(|i| i.id == id) {
+                Some(i) => {
+                    for t in tags {
+                        if !i.tags.contains(&t) {
+                            i.tags.push(t);
+                        }
                     }
                 }
+                None => items.push(SaveItem { id, tags }),
             }
-            None => items.push(SaveItem { id, tags }),
         }
     }
     match &a.output {

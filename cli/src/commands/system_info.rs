@@ -8,16 +8,42 @@ use crate::cli::FormatArgs;
 use crate::printer::Printer;
 use crate::settings::Settings;
 
-/// `version`: Docker's layout (there is no separate server: one binary).
+/// `version`: Docker's layout. There is no daemon: the "server" is this
+/// same binary working on the store, so `{{.Server.Version}}` (which
+/// scripts use to check Docker is there) answers like the client.
 pub fn version(a: FormatArgs) -> Result<()> {
     let arch = strata_store::oci::host_arch();
+    let version = env!("CARGO_PKG_VERSION");
+    let kernel = rustix::system::uname().release().to_string_lossy().into_owned();
     let doc = json!({
         "Client": {
-            "Version": env!("CARGO_PKG_VERSION"),
+            "Version": version,
             "ApiVersion": "1.41",
+            "DefaultAPIVersion": "1.41",
             "Os": std::env::consts::OS,
             "Arch": arch,
             "Context": "default",
+        },
+        "Server": {
+            "Platform": {"Name": "strata"},
+            "Components": [{
+                "Name": "Engine",
+                "Version": version,
+                "Details": {
+                    "ApiVersion": "1.41",
+                    "Arch": arch,
+                    "Experimental": "false",
+                    "KernelVersion": kernel,
+                    "MinAPIVersion": "1.12",
+                    "Os": std::env::consts::OS,
+                },
+            }],
+            "Version": version,
+            "ApiVersion": "1.41",
+            "MinAPIVersion": "1.12",
+            "Os": std::env::consts::OS,
+            "Arch": arch,
+            "KernelVersion": kernel,
         }
     });
     let mut p = Printer::stdout();
@@ -25,11 +51,18 @@ pub fn version(a: FormatArgs) -> Result<()> {
         return p.template(f, &doc, "VersionInfo");
     }
     p.line("Client:")?;
-    p.line(&format!(" Version:           {}", env!("CARGO_PKG_VERSION")))?;
+    p.line(&format!(" Version:           {version}"))?;
     p.line(" API version:       1.41")?;
     p.line(&format!(" OS/Arch:           {}/{arch}", std::env::consts::OS))?;
     p.line(" Context:           default")?;
-    p.line(" Storage:           built in (no daemon); strata-overlayfs for mounts")
+    p.line("")?;
+    p.line("Server: strata")?;
+    p.line(" Engine:")?;
+    p.line(&format!("  Version:          {version}"))?;
+    p.line("  API version:      1.41 (minimum version 1.12)")?;
+    p.line(&format!("  OS/Arch:          {}/{arch}", std::env::consts::OS))?;
+    p.line("  Experimental:     false")?;
+    p.line("  Storage:          built in (no daemon); strata-overlayfs for mounts")
 }
 
 /// `info`: store, driver and counts.

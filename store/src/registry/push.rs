@@ -116,7 +116,8 @@ pub fn push(
                     .map_err(|source| Error::Io { op: "create", path: path.clone(), source })?;
                 let (digest, size) = {
                     let w = DigestWriter::new(&mut f);
-                    let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::fast());
+                    // Docker compresses with Go's compress/gzip at DefaultCompression (6).
+                    let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::new(6));
                     layers.tar(&layer, &mut gz)?;
                     let w = gz.finish().map_err(|e| Error::Registry(format!("compressing layer: {e}")))?;
                     let (d, n, _) = w.finish();
