@@ -728,7 +728,7 @@ fn interrupted_build_leaves_nothing() {
     c.arg(&dir).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
     let t0 = std::time::Instant::now();
-    while !s.ok(&["ps", "-a", "--format", "{{.Names}} {{.Command}}"]).contains("sleep 60") {
+    while !s.ok(&["ps", "-a", "--no-trunc", "--format", "{{.Names}} {{.Command}}"]).contains("sleep 60") {
         assert!(t0.elapsed() < std::time::Duration::from_secs(30), "the RUN step never started");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

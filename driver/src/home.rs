@@ -36,7 +36,54 @@ impl Home {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).ctx("create driver directory", &dir)?;
         let dir = std::fs::canonicalize(&dir).ctx("resolve driver directory", &dir)?;
-        Ok(Home { dir })
+        let home = Home { dir };
+        home.sweep_dead();
+        Ok(home)
+    }
+
+    /// Remove the `.tmp-…` and `.rm-…` directories of processes that are
+    /// gone (killed while creating or removing a layer). Their names carry
+    /// the creator's pid; a live creator's are left alone. Errors are
+    /// ignored (a read-only store is swept by a command that can write).
+    fn sweep_dead(&self) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !(name.starts_with(".tmp-") || name.starts_with(".rm-")) {
+                continue;
+            }
+            let pid = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = remove_tree(&e.path());
+            }
+        }
+    }
+
+    /// Remove layer `id`, also if this process is still building it (its
+    /// `.tmp-…` directory): what an interrupted process undoes, while its
+    /// other threads may still be writing into the layer (each removal is
+    /// retried until the tree is gone).
+    pub(crate) fn abandon(&self, id: &str) -> Result<()> {
+        check_id(id)?;
+        let mine = format!(".tmp-{id}-{}-", std::process::id());
+        let mut last = Ok(());
+        for _ in 0..50 {
+            let mut trees: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&mine)))
+                        .map(|e| e.path())
+                        .collect()
+                })
+                .unwrap_or_default();
+            trees.push(self.path(id)?);
+            last = trees.iter().try_for_each(|t| remove_tree(t));
+            if last.is_ok() && trees.iter().all(|t| !t.exists()) {
+                break;
+            }
+        }
+        last
     }
 
     /// Directory of layer `id` (which may not exist).

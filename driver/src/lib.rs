@@ -128,6 +128,10 @@ pub trait Driver: Send + Sync {
     /// mount of it is live). Removing a missing layer is not an error.
     fn remove(&self, id: &str) -> Result<()>;
 
+    /// Remove layer `id` and whatever this process has begun of it (an
+    /// interrupted create). Not for layers another process may be making.
+    fn abandon(&self, id: &str) -> Result<()>;
+
     /// Whether layer `id` exists (fully created).
     fn exists(&self, id: &str) -> bool;
 

@@ -96,6 +96,11 @@ impl Driver for OverlayDriver {
         self.home.ids()
     }
 
+    fn abandon(&self, id: &str) -> Result<()> {
+        let _ = self.remove(id);
+        self.home.abandon(id)
+    }
+
     fn parent(&self, id: &str) -> Result<Option<String>> {
         self.home.parent(id)
     }

@@ -84,6 +84,11 @@ impl Driver for VfsDriver {
         self.home.ids()
     }
 
+    fn abandon(&self, id: &str) -> Result<()> {
+        let _ = self.remove(id);
+        self.home.abandon(id)
+    }
+
     fn parent(&self, id: &str) -> Result<Option<String>> {
         self.home.parent(id)
     }

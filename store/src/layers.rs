@@ -178,15 +178,22 @@ impl<'a> Layers<'a> {
         };
         let cache_id = new_cache_id();
         let tmp = self.dir.join(format!("tmp-{cache_id}"));
+        // The staging directory and the driver layer are made under the
+        // interrupt registry's lock: after an interrupt began, nothing new
+        // is created that its undo would miss.
         let (held, undo) = crate::cleanup::create_armed(|| {
             fs::create_dir_all(&tmp).at("create", &tmp)?;
             let held = ObjectLock::exclusive(&tmp)?;
+            if let Err(e) = self.driver.create(&cache_id, parent_layer.as_ref().map(|p| p.cache_id.as_str())) {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e.into());
+            }
             let (tmp, cache_id) = (tmp.clone(), cache_id.clone());
             let root = self.dir.parent().map(Path::to_path_buf);
             let driver_name = self.driver.name();
             let undo: crate::cleanup::Undo = Box::new(move || {
                 if let Some(d) = root.and_then(|r| strata_driver::open(&r, driver_name).ok()) {
-                    let _ = d.remove(&cache_id);
+                    let _ = d.abandon(&cache_id);
                 }
                 let _ = fs::remove_dir_all(&tmp);
             });
@@ -226,7 +233,6 @@ impl<'a> Layers<'a> {
         expected: Option<&Digest>,
         undo: crate::cleanup::Armed,
     ) -> Result<Layer> {
-        self.driver.create(cache_id, parent.map(|p| p.cache_id.as_str()))?;
         // The tar-split is mostly tar headers: gzip makes it ~10x smaller.
         let split_path = tmp.join("tar-split.gz");
         let split_file = fs::File::create(&split_path).at("create", &split_path)?;
