@@ -9,7 +9,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The global flags' ids: listed once, in `strata --help` (as Docker lists
 /// its global options only in `docker --help`).
-const GLOBAL_ARGS: [&str; 3] = ["root", "storage_driver", "debug"];
+const GLOBAL_ARGS: [&str; 4] = ["root", "storage_driver", "store_ro", "debug"];
 
 /// Parse `argv` (the whole command line) the way Docker's CLI reports
 /// mistakes: an unknown command exits 1 with `strata: 'foo' is not a strata
@@ -128,6 +128,9 @@ pub struct Cli {
     /// Storage driver: fuse-overlay (default), overlay, vfs (env STRATA_STORAGE_DRIVER).
     #[arg(long = "storage-driver", global = true, env = "STRATA_STORAGE_DRIVER", hide = true)]
     pub storage_driver: Option<String>,
+    /// A read-only image store whose images are listed, run and used as bases, never changed (repeatable; env STRATA_STORE_RO, `:`-separated).
+    #[arg(long = "store-ro", global = true, env = "STRATA_STORE_RO", value_delimiter = ':', hide = true)]
+    pub store_ro: Vec<PathBuf>,
     /// Debug logging to stderr.
     #[arg(long, short = 'D', global = true, hide = true)]
     pub debug: bool,

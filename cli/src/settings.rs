@@ -14,6 +14,8 @@ pub struct Settings {
     pub root: PathBuf,
     /// Storage driver name.
     pub driver: String,
+    /// Read-only image stores (`--store-ro`).
+    pub store_ro: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -27,12 +29,12 @@ impl Settings {
             .map(|d| if d == "overlay2" { "overlay".to_string() } else { d })
             .or_else(|| Store::recorded_driver(&root))
             .unwrap_or_else(|| strata_driver::DEFAULT_DRIVER.to_string());
-        Settings { root, driver }
+        Settings { root, driver, store_ro: cli.store_ro.clone() }
     }
 
     /// Open the store.
     pub fn store(&self) -> Result<Store> {
-        Ok(Store::open(&self.root, &self.driver)?)
+        Ok(Store::open_with(&self.root, &self.driver, &self.store_ro)?)
     }
 }
 

@@ -27,18 +27,24 @@ fn testdata(rel: &str) -> PathBuf {
 struct Env {
     dir: tempfile::TempDir,
     root: PathBuf,
+    /// `--store-ro` given to every command.
+    store_ro: Option<PathBuf>,
 }
 
 impl Env {
     fn new() -> Env {
         let dir = tempfile::Builder::new().prefix("strata-store-test-").tempdir_in("/var/tmp").unwrap();
         let root = dir.path().join("root");
-        Env { dir, root }
+        Env { dir, root, store_ro: None }
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-        c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null());
+        c.arg("--root").arg(&self.root);
+        if let Some(ro) = &self.store_ro {
+            c.arg("--store-ro").arg(ro);
+        }
+        c.args(args).stdin(Stdio::null());
         c
     }
 
@@ -321,7 +327,7 @@ fn read_only_store_serves_reads() {
     fs::create_dir_all(&ro).unwrap();
     assert!(Command::new("mount").arg("--bind").arg(&e.root).arg(&ro).status().unwrap().success());
     assert!(Command::new("mount").args(["-o", "remount,bind,ro"]).arg(&ro).status().unwrap().success());
-    let ro_env = Env { dir: tempfile::tempdir().unwrap(), root: ro.clone() };
+    let ro_env = Env { dir: tempfile::tempdir().unwrap(), root: ro.clone(), store_ro: None };
     let saved = e.path("saved.tar");
     let reads: [&[&str]; 7] = [
         &["images"],
@@ -375,6 +381,56 @@ fn read_only_store_serves_reads() {
     let o = as_nobody(&mut c, &["tag", LAYERED, "y:1"]);
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("cannot be written (Permission denied"), "{}", text(&o.stderr));
+}
+
+/// A read-only image store (`--store-ro`, podman's additional image
+/// stores), itself on a read-only bind mount: its images are listed,
+/// inspected, run, committed on and built from, and never changed; what is
+/// made from them lives in the writable store and saves whole.
+#[test]
+fn read_only_image_store_is_used_never_changed() {
+    let a = Env::new();
+    a.load("min/ia-layered.min.tar");
+    a.load("min/ia-busybox.min.tar");
+    let ro = a.path("ro");
+    fs::create_dir_all(&ro).unwrap();
+    assert!(Command::new("mount").arg("--bind").arg(&a.root).arg(&ro).status().unwrap().success());
+    assert!(Command::new("mount").args(["-o", "remount,bind,ro"]).arg(&ro).status().unwrap().success());
+    let mut b = Env::new();
+    b.store_ro = Some(ro.clone());
+    let list = ["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"];
+    assert_eq!(b.ok(&list), a.ok(&list));
+    assert_eq!(b.ok(&["history", "-q", LAYERED]), a.ok(&["history", "-q", LAYERED]));
+    assert_eq!(b.ok(&["run", "--rm", BUSYBOX, "sh", "-c", "echo hi > /x; cat /x"]), "hi\n");
+    b.ok(&["create", "--name", "cr", LAYERED]);
+    let merged = b.ok(&["mount", "cr"]);
+    fs::write(Path::new(merged.trim()).join("new-file"), "new\n").unwrap();
+    b.ok(&["umount", "cr"]);
+    let id = b.ok(&["commit", "cr", "mine/layered:2"]).trim().to_string();
+    let ctx = b.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), format!("FROM {BUSYBOX}\nRUN echo built > /built\n")).unwrap();
+    b.ok(&["build", "-q", "-t", "mine/built:1", ctx.to_str().unwrap()]);
+    assert_eq!(b.ok(&["run", "--rm", "mine/built:1", "cat", "/built"]), "built\n");
+    // What is made on a read-only image saves whole and loads elsewhere.
+    let saved = b.path("mine.tar");
+    b.ok(&["save", "-o", saved.to_str().unwrap(), "mine/layered:2"]);
+    let c = Env::new();
+    c.ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert_eq!(c.ok(&["images", "-q", "--no-trunc"]).trim(), id);
+    // Its images are never changed: removal is refused with the reason;
+    // a tag of one lives in the writable store and goes again.
+    let o = b.run(&["rmi", LAYERED]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("read-only image store"), "{}", text(&o.stderr));
+    b.ok(&["tag", LAYERED, "mine/alias:1"]);
+    assert_eq!(b.ok(&["rmi", "mine/alias:1"]), "Untagged: mine/alias:1\n");
+    b.ok(&["rm", "cr"]);
+    b.ok(&["image", "prune", "-a", "-f"]);
+    assert!(b.ok(&["images"]).contains("ia/layered"), "prune removed a read-only image");
+    b.check_clean();
+    let _ = Command::new("umount").arg(&ro).status();
+    a.check_clean();
 }
 
 /// A full disk (the store on a small tmpfs, filled to the last byte):

@@ -24,19 +24,23 @@ pub(crate) fn check_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The directory holding a driver's layers.
+/// The directory holding a driver's layers, and those of read-only image
+/// stores whose layers may be parents (found, never changed).
 pub(crate) struct Home {
     pub dir: PathBuf,
+    extra: Vec<PathBuf>,
 }
 
 impl Home {
-    /// Open (creating) `<root>/<name>`; the path is made canonical so mount
-    /// points compare equal to `/proc/self/mountinfo`.
-    pub(crate) fn open(root: &Path, name: &str) -> Result<Home> {
+    /// Open (creating) `<root>/<name>`, with the `<extra>/<name>` of
+    /// read-only stores; paths are made canonical so mount points compare
+    /// equal to `/proc/self/mountinfo`.
+    pub(crate) fn open_with(root: &Path, name: &str, extra: &[PathBuf]) -> Result<Home> {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).ctx("create driver directory", &dir)?;
         let dir = std::fs::canonicalize(&dir).ctx("resolve driver directory", &dir)?;
-        let home = Home { dir };
+        let extra = extra.iter().filter_map(|r| std::fs::canonicalize(r.join(name)).ok()).collect();
+        let home = Home { dir, extra };
         home.sweep_dead();
         Ok(home)
     }
@@ -92,18 +96,19 @@ impl Home {
         Ok(self.dir.join(id))
     }
 
-    /// Whether layer `id` exists.
+    /// Whether layer `id` exists (here or in a read-only store).
     pub(crate) fn exists(&self, id: &str) -> bool {
-        self.path(id).is_ok_and(|p| p.join(PARENT).exists())
+        self.existing(id).is_ok()
     }
 
-    /// Directory of existing layer `id`.
+    /// Directory of existing layer `id`: here, else in the first read-only
+    /// store that has it (to be read, never changed).
     pub(crate) fn existing(&self, id: &str) -> Result<PathBuf> {
         let p = self.path(id)?;
-        if !p.join(PARENT).exists() {
-            return Err(Error::NotFound(id.to_string()));
-        }
-        Ok(p)
+        std::iter::once(p)
+            .chain(self.extra.iter().map(|d| d.join(id)))
+            .find(|p| p.join(PARENT).exists())
+            .ok_or_else(|| Error::NotFound(id.to_string()))
     }
 
     /// Create layer `id` over `parent`: `build` fills the temporary

@@ -57,10 +57,19 @@ pub const DEFAULT_DRIVER: &str = "fuse-overlay";
 /// Open the driver `name` (one of [`DRIVERS`]), keeping its layers under
 /// `<root>/<name>/` (created if missing).
 pub fn open(root: &Path, name: &str) -> Result<Box<dyn Driver>> {
+    open_with(root, name, &[])
+}
+
+/// Open the driver `name` with the layers of other stores' roots
+/// (`extra`, read-only image stores) usable as parents and lower layers:
+/// a layer id not found under `<root>/<name>/` is looked up under each
+/// `<extra>/<name>/`. Layers are only ever created or removed under `root`.
+pub fn open_with(root: &Path, name: &str, extra: &[std::path::PathBuf]) -> Result<Box<dyn Driver>> {
+    let home = |n: &str| home::Home::open_with(root, n, extra);
     match name {
-        "fuse-overlay" => Ok(Box::new(overlay::OverlayDriver::open(root, "fuse-overlay", mount::Mounter::Fuse)?)),
-        "overlay" => Ok(Box::new(overlay::OverlayDriver::open(root, "overlay", mount::Mounter::Kernel)?)),
-        "vfs" => Ok(Box::new(vfs::VfsDriver::open(root)?)),
+        "fuse-overlay" => Ok(Box::new(overlay::OverlayDriver::open(home(name)?, "fuse-overlay", mount::Mounter::Fuse))),
+        "overlay" => Ok(Box::new(overlay::OverlayDriver::open(home(name)?, "overlay", mount::Mounter::Kernel))),
+        "vfs" => Ok(Box::new(vfs::VfsDriver::open(home(name)?))),
         other => Err(Error::UnknownDriver(other.to_string())),
     }
 }

@@ -17,7 +17,7 @@
 //! in the ancestors' stack; `export` merges the stack without mounting.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rustix::fs::{Mode, OFlags};
 
@@ -38,8 +38,8 @@ pub(crate) struct OverlayDriver {
 }
 
 impl OverlayDriver {
-    pub(crate) fn open(root: &Path, name: &'static str, mounter: Mounter) -> Result<OverlayDriver> {
-        Ok(OverlayDriver { home: Home::open(root, name)?, mounter, name })
+    pub(crate) fn open(home: Home, name: &'static str, mounter: Mounter) -> OverlayDriver {
+        OverlayDriver { home, mounter, name }
     }
 
     fn diff_dirs(&self, ids: &[String]) -> Result<Vec<PathBuf>> {

@@ -212,11 +212,13 @@ pub fn spawn_monitor(store: &Store, c: &Container, exe: &Path) -> Result<Attachm
     let d = dir(store, &c.id);
     let sock = d.join(attach::SOCKET);
     let _ = std::fs::remove_file(&sock);
+    let ro = std::env::join_paths(store.additional()).unwrap_or_default();
     let mut child = Command::new(exe)
         .arg(MONITOR_ARG)
         .arg(store.root())
         .arg(store.driver().name())
         .arg(&c.id)
+        .env(strata_store::STORE_RO_ENV, ro)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -67,12 +67,15 @@ impl Image {
 /// Blobs (configs, manifests) by digest.
 pub struct Blobs {
     dir: PathBuf,
+    /// Blob directories of read-only image stores (read, never written).
+    extra: Vec<PathBuf>,
 }
 
 impl Blobs {
     /// Blobs under `root`.
-    pub fn new(root: &Path) -> Blobs {
-        Blobs { dir: root.join("blobs").join("sha256") }
+    pub fn new(root: &Path, extra: &[PathBuf]) -> Blobs {
+        let dir = |r: &Path| r.join("blobs").join("sha256");
+        Blobs { dir: dir(root), extra: extra.iter().map(|r| dir(r)).collect() }
     }
 
     /// Path of a blob.
@@ -101,7 +104,11 @@ impl Blobs {
 
     /// Read a blob, verifying its digest.
     pub fn get(&self, d: &Digest) -> Result<Vec<u8>> {
-        let p = self.path(d);
+        let own = self.path(d);
+        let p = std::iter::once(own.clone())
+            .chain(self.extra.iter().map(|x| x.join(d.hex())))
+            .find(|p| p.is_file())
+            .unwrap_or(own);
         let b = fs::read(&p).at("read blob", &p)?;
         let got = Digest::of(&b);
         if got != *d {
@@ -138,26 +145,44 @@ impl Blobs {
 /// Image metadata files.
 pub struct ImageDb {
     dir: PathBuf,
+    /// `imagedb/` of read-only image stores (read, never written).
+    extra: Vec<PathBuf>,
 }
 
 impl ImageDb {
     /// The image db under `root`.
-    pub fn new(root: &Path) -> ImageDb {
-        ImageDb { dir: root.join("imagedb") }
+    pub fn new(root: &Path, extra: &[PathBuf]) -> ImageDb {
+        ImageDb { dir: root.join("imagedb"), extra: extra.iter().map(|r| r.join("imagedb")).collect() }
     }
 
     fn path(&self, id: &Digest) -> PathBuf {
         self.dir.join(format!("{}.json", id.hex()))
     }
 
-    /// Whether image `id` exists.
+    /// Where image `id`'s metadata is read: here, else in the first
+    /// read-only store that has it.
+    fn found(&self, id: &Digest) -> PathBuf {
+        let own = self.path(id);
+        if own.is_file() {
+            return own;
+        }
+        let name = format!("{}.json", id.hex());
+        self.extra.iter().map(|d| d.join(&name)).find(|p| p.is_file()).unwrap_or(own)
+    }
+
+    /// Whether image `id` exists (here or in a read-only store).
     pub fn exists(&self, id: &Digest) -> bool {
+        self.found(id).is_file()
+    }
+
+    /// Whether image `id` is in this store's own (writable) metadata.
+    pub fn is_own(&self, id: &Digest) -> bool {
         self.path(id).is_file()
     }
 
     /// Metadata of image `id`.
     pub fn get(&self, id: &Digest) -> Result<Option<ImageMeta>> {
-        let p = self.path(id);
+        let p = self.found(id);
         match fs::read(&p) {
             Ok(b) => Ok(Some(
                 serde_json::from_slice(&b).map_err(|source| Error::Json { what: p.display().to_string(), source })?,
@@ -182,24 +207,27 @@ impl ImageDb {
         }
     }
 
-    /// All image IDs.
+    /// All image IDs (this store's and the read-only stores').
     pub fn list(&self) -> Result<Vec<Digest>> {
         let mut out = Vec::new();
-        let rd = match fs::read_dir(&self.dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e).at("list images", &self.dir),
-        };
-        for e in rd {
-            let e = e.at("list images", &self.dir)?;
-            let name = e.file_name();
-            if let Some(hex) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
-                if let Ok(d) = Digest::from_hex(hex) {
-                    out.push(d);
+        for dir in std::iter::once(&self.dir).chain(&self.extra) {
+            let rd = match fs::read_dir(dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).at("list images", dir),
+            };
+            for e in rd {
+                let e = e.at("list images", dir)?;
+                let name = e.file_name();
+                if let Some(hex) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
+                    if let Ok(d) = Digest::from_hex(hex) {
+                        out.push(d);
+                    }
                 }
             }
         }
         out.sort();
+        out.dedup();
         Ok(out)
     }
 }

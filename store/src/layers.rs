@@ -43,6 +43,8 @@ pub struct Layer {
 /// writer are pinned in `pins` until the owning store is dropped.
 pub struct Layers<'a> {
     dir: PathBuf,
+    /// `layers/` of read-only image stores: searched when reading.
+    extra: Vec<PathBuf>,
     driver: &'a dyn Driver,
     pins: &'a Pins,
 }
@@ -65,13 +67,23 @@ impl Gone {
 
 impl<'a> Layers<'a> {
     /// The layer store under `root`.
-    pub fn new(root: &Path, driver: &'a dyn Driver, pins: &'a Pins) -> Layers<'a> {
-        Layers { dir: root.join("layers"), driver, pins }
+    pub fn new(root: &Path, extra: &[PathBuf], driver: &'a dyn Driver, pins: &'a Pins) -> Layers<'a> {
+        Layers { dir: root.join("layers"), extra: extra.iter().map(|r| r.join("layers")).collect(), driver, pins }
+    }
+
+    /// Where layer `chain` is to be read: this store's directory, else the
+    /// first read-only store's that has it (else this store's path).
+    fn found(&self, chain: &Digest) -> PathBuf {
+        let own = self.path(chain);
+        if own.is_dir() {
+            return own;
+        }
+        self.extra.iter().map(|d| d.join("sha256").join(chain.hex())).find(|p| p.is_dir()).unwrap_or(own)
     }
 
     /// Pin layer `chain` (see [`crate::locks`]); false if it is not stored.
     pub fn pin(&self, chain: &Digest) -> bool {
-        match ObjectLock::pin(&self.path(chain)) {
+        match ObjectLock::pin(&self.found(chain)) {
             Some(l) => {
                 self.pins.hold(l);
                 true
@@ -93,9 +105,10 @@ impl<'a> Layers<'a> {
         }
     }
 
-    /// The directory of layer `chain` (which may not exist).
+    /// The directory of layer `chain` (which may not exist; in a read-only
+    /// store if only that one has it).
     pub fn dir_of(&self, chain: &Digest) -> PathBuf {
-        self.path(chain)
+        self.found(chain)
     }
 
     fn path(&self, chain: &Digest) -> PathBuf {
@@ -104,7 +117,7 @@ impl<'a> Layers<'a> {
 
     /// The layer with this chain ID, if stored.
     pub fn get(&self, chain: &Digest) -> Result<Option<Layer>> {
-        let dir = self.path(chain);
+        let dir = self.found(chain);
         if !dir.is_dir() {
             return Ok(None);
         }
@@ -302,7 +315,7 @@ impl<'a> Layers<'a> {
     /// The bytes are verified against the diff-id as they go; a mismatch
     /// is an error (the caller must discard what was written).
     pub fn tar(&self, layer: &Layer, out: &mut dyn Write) -> Result<u64> {
-        let p = self.path(&layer.chain_id).join("tar-split.gz");
+        let p = self.found(&layer.chain_id).join("tar-split.gz");
         let mut split = flate2::read::GzDecoder::new(std::io::BufReader::new(fs::File::open(&p).at("open", &p)?));
         let mut w = crate::digest::DigestWriter::new(out);
         self.driver.assemble(&layer.cache_id, &mut split, &mut w)?;
@@ -379,14 +392,18 @@ pub struct BlobSource {
 impl Layers<'_> {
     /// Compressed blobs this layer is known by (from pulls and pushes).
     pub fn sources(&self, chain: &Digest) -> Vec<BlobSource> {
-        std::fs::read(self.path(chain).join("blobs.json"))
+        std::fs::read(self.found(chain).join("blobs.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     }
 
     /// Remember that the layer exists as `src` (atomic rewrite of the list).
+    /// A layer of a read-only store is left as it is.
     pub fn add_source(&self, chain: &Digest, src: BlobSource) -> Result<()> {
+        if !self.path(chain).is_dir() {
+            return Ok(());
+        }
         let mut all = self.sources(chain);
         if all.contains(&src) {
             return Ok(());

@@ -54,12 +54,18 @@ use layers::Layers;
 use locks::PublishLock;
 use repositories::Repositories;
 
+/// The environment variable naming read-only image stores (`:`-separated).
+pub const STORE_RO_ENV: &str = "STRATA_STORE_RO";
+
 /// An opened store. Cheap to open; every method reads the disk afresh.
 ///
 /// A `Store` value owns the pins it takes ([`Store::pin_layer`]) and its
 /// publish lock ([`Store::publish`]); both are released when it is dropped.
 pub struct Store {
     root: PathBuf,
+    /// Roots of read-only image stores: their images are listed, run and
+    /// used as bases, never changed.
+    additional: Vec<PathBuf>,
     driver: Box<dyn strata_driver::Driver>,
     pins: locks::Pins,
     publishing: std::sync::Mutex<(usize, Option<PublishLock>)>,
@@ -82,8 +88,34 @@ impl Drop for Publishing<'_> {
 }
 
 impl Store {
-    /// Open (creating if needed) the store at `root` with storage driver `driver`.
+    /// Open (creating if needed) the store at `root` with storage driver
+    /// `driver`, with the read-only image stores named by the environment
+    /// variable `STRATA_STORE_RO` (paths separated by `:`).
     pub fn open(root: &Path, driver: &str) -> Result<Store> {
+        let extra: Vec<PathBuf> = std::env::var_os(STORE_RO_ENV)
+            .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+            .unwrap_or_default();
+        Self::open_with(root, driver, &extra)
+    }
+
+    /// Open the store at `root` with the read-only image stores at `extra`
+    /// (podman's additional image stores): each must be a store made with
+    /// the same driver.
+    pub fn open_with(root: &Path, driver: &str, extra: &[PathBuf]) -> Result<Store> {
+        for r in extra {
+            match Self::recorded_driver(r) {
+                Some(d) if d == driver => {}
+                Some(d) => {
+                    return Err(Error::Invalid(format!(
+                        "the read-only image store at {} uses the {d} storage driver, not {driver}",
+                        r.display()
+                    )))
+                }
+                None => {
+                    return Err(Error::Invalid(format!("{} is not a strata store (no driver recorded)", r.display())))
+                }
+            }
+        }
         std::fs::create_dir_all(root).map_err(|source| Error::Io {
             op: "create store root",
             path: root.into(),
@@ -108,9 +140,10 @@ impl Store {
             }
             Err(source) => return Err(Error::Io { op: "read", path: marker, source }),
         }
-        let driver = strata_driver::open(root, driver)?;
+        let driver = strata_driver::open_with(root, driver, extra)?;
         let store = Store {
             root: root.to_path_buf(),
+            additional: extra.to_vec(),
             driver,
             pins: locks::Pins::default(),
             publishing: std::sync::Mutex::new((0, None)),
@@ -144,6 +177,11 @@ impl Store {
     /// The store root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The roots of the read-only image stores in use.
+    pub fn additional(&self) -> &[PathBuf] {
+        &self.additional
     }
 
     /// The storage driver.
@@ -201,17 +239,17 @@ impl Store {
 
     /// The layer store.
     pub fn layers(&self) -> Layers<'_> {
-        Layers::new(&self.root, self.driver.as_ref(), &self.pins)
+        Layers::new(&self.root, &self.additional, self.driver.as_ref(), &self.pins)
     }
 
     /// Blobs.
     pub fn blobs(&self) -> Blobs {
-        Blobs::new(&self.root)
+        Blobs::new(&self.root, &self.additional)
     }
 
     /// Image metadata.
     pub fn imagedb(&self) -> ImageDb {
-        ImageDb::new(&self.root)
+        ImageDb::new(&self.root, &self.additional)
     }
 
     /// The reference table, without references to images that are gone
@@ -220,6 +258,9 @@ impl Store {
     /// to change it.
     pub fn repositories(&self) -> Result<Repositories> {
         let mut repos = Repositories::load(&self.root)?;
+        for r in &self.additional {
+            repos.add_read_only(&Repositories::load(r)?);
+        }
         let db = self.imagedb();
         repos.retain(|id| db.exists(id));
         Ok(repos)
@@ -266,8 +307,10 @@ impl Store {
             layers.require(&c)?;
             chain = Some(c);
         }
-        let id = self.blobs().put(config, None)?;
+        let id = Digest::of(config);
+        // An image a read-only store has is used from there.
         if !self.imagedb().exists(&id) {
+            self.blobs().put(config, Some(&id))?;
             self.imagedb().put(&id, &meta)?;
         }
         Ok(id)

@@ -68,6 +68,16 @@ fn remove_locked(
 
     // By reference: untag it, and delete the image if that was its last name.
     let by_ref = Reference::parse_tagged(name).ok().filter(|r| repos.get(r) == Some(&id));
+    let read_only = match &by_ref {
+        Some(r) => !repos.is_own(r),
+        None => !store.imagedb().is_own(&id),
+    };
+    if read_only {
+        return Err(Error::Conflict(format!(
+            "conflict: unable to remove {name}: it is in a read-only image store ({})",
+            store.additional().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
     if let Some(r) = by_ref {
         if refs.iter().filter(|x| x.tag.is_some()).count() == 1 && !opts.force {
             if let Some(c) = containers.first() {

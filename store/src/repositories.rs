@@ -22,6 +22,9 @@ struct File {
 pub struct Repositories {
     path: PathBuf,
     file: File,
+    /// References of read-only image stores: seen by `get`/`all`/`of`
+    /// (this store's own references win), never saved.
+    read_only: BTreeMap<String, BTreeMap<String, Digest>>,
 }
 
 impl Repositories {
@@ -35,7 +38,23 @@ impl Repositories {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
             Err(e) => return Err(e).at("read", &path),
         };
-        Ok(Repositories { path, file })
+        Ok(Repositories { path, file, read_only: BTreeMap::new() })
+    }
+
+    /// See the references of a read-only store's table too.
+    pub fn add_read_only(&mut self, other: &Repositories) {
+        for (repo, refs) in &other.file.repositories {
+            let mine = self.read_only.entry(repo.clone()).or_default();
+            for (r, id) in refs {
+                mine.entry(r.clone()).or_insert_with(|| id.clone());
+            }
+        }
+    }
+
+    /// Whether `r` is one of this store's own references (not only a
+    /// read-only store's).
+    pub fn is_own(&self, r: &Reference) -> bool {
+        self.file.repositories.get(&r.repo).is_some_and(|m| m.contains_key(&r.to_string()))
     }
 
     /// Write the table back atomically.
@@ -47,15 +66,22 @@ impl Repositories {
 
     /// Keep only the references whose image satisfies `keep`.
     pub fn retain(&mut self, mut keep: impl FnMut(&Digest) -> bool) {
-        for refs in self.file.repositories.values_mut() {
-            refs.retain(|_, id| keep(id));
+        for table in [&mut self.file.repositories, &mut self.read_only] {
+            for refs in table.values_mut() {
+                refs.retain(|_, id| keep(id));
+            }
+            table.retain(|_, refs| !refs.is_empty());
         }
-        self.file.repositories.retain(|_, refs| !refs.is_empty());
     }
 
     /// The image a reference points to.
     pub fn get(&self, r: &Reference) -> Option<&Digest> {
-        self.file.repositories.get(&r.repo)?.get(&r.to_string())
+        let key = r.to_string();
+        self.file
+            .repositories
+            .get(&r.repo)
+            .and_then(|m| m.get(&key))
+            .or_else(|| self.read_only.get(&r.repo).and_then(|m| m.get(&key)))
     }
 
     /// Point `r` at `id`; returns the image it pointed to before, if another.
@@ -76,15 +102,11 @@ impl Repositories {
 
     /// Every (reference, image) pair, sorted by reference.
     pub fn all(&self) -> Vec<(Reference, Digest)> {
-        let mut out = Vec::new();
-        for refs in self.file.repositories.values() {
-            for (s, id) in refs {
-                if let Ok(r) = Reference::parse(s) {
-                    out.push((r, id.clone()));
-                }
-            }
+        let mut merged: BTreeMap<&String, &Digest> = BTreeMap::new();
+        for refs in self.read_only.values().chain(self.file.repositories.values()) {
+            merged.extend(refs.iter());
         }
-        out
+        merged.into_iter().filter_map(|(s, id)| Reference::parse(s).ok().map(|r| (r, id.clone()))).collect()
     }
 
     /// The references to image `id`, sorted.
