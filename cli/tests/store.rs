@@ -484,18 +484,35 @@ fn deletions_work_on_a_full_disk() {
     e.check_clean();
     fs::remove_file(mnt.join("filler")).unwrap();
 
-    // A load that does not fit: a clear error, nothing kept, space back.
+    // A load or an import that does not fit: a clear error, nothing
+    // kept, the space back at once.
     let big = e.path("big.tar");
     support::big_archive(&big, 60 << 20, 2, "ia/big:1");
     let before = free();
-    let o = e.run(&["load", "-i", big.to_str().unwrap()]);
-    assert!(!o.status.success(), "a 60 MB load fit in 40 MB");
-    assert!(text(&o.stderr).contains("No space left on device"), "{}", text(&o.stderr));
-    assert_eq!(e.ok(&["images", "-q"]), "");
-    assert!(free() + (64 << 10) >= before, "the space did not come back: {before} -> {}", free());
-    assert_eq!(e.leftovers("layers", "tmp-"), Vec::<String>::new());
-    e.check_clean();
+    for args in [&["load", "-i", big.to_str().unwrap()][..], &["import", big.to_str().unwrap(), "ia/imported:1"]] {
+        let o = e.run(args);
+        assert!(!o.status.success(), "{args:?}: 60 MB fit in 40 MB");
+        assert!(text(&o.stderr).contains("No space left on device"), "{args:?}: {}", text(&o.stderr));
+        assert_eq!(e.ok(&["images", "-q"]), "");
+        assert!(free() + (64 << 10) >= before, "{args:?}: the space did not come back: {before} -> {}", free());
+        assert_eq!(e.leftovers("layers", "tmp-"), Vec::<String>::new());
+        e.check_clean();
+    }
+    // A commit that does not fit: the same, and the container keeps its changes.
     e.load("min/ia-busybox.min.tar");
+    e.ok(&["create", "--name", "writer", BUSYBOX]);
+    let merged = e.ok(&["mount", "writer"]);
+    fs::write(Path::new(merged.trim()).join("big"), support::noise(3, 24 << 20)).unwrap();
+    e.ok(&["umount", "writer"]);
+    let before = free();
+    let o = e.run(&["commit", "writer", "ia/committed:1"]);
+    assert!(!o.status.success(), "a 24 MB commit fit in {before} bytes");
+    assert!(text(&o.stderr).contains("No space left on device"), "{}", text(&o.stderr));
+    assert!(!e.ok(&["images"]).contains("committed"));
+    assert!(free() + (64 << 10) >= before, "commit: the space did not come back: {before} -> {}", free());
+    assert!(e.ok(&["diff", "writer"]).contains("A /big"));
+    e.ok(&["rm", "writer"]);
+    e.check_clean();
     e.ok(&["run", "--rm", BUSYBOX, "true"]);
 }
 
