@@ -371,10 +371,10 @@ pub struct Overlay {
     ns: RwLock<()>,
     inos: InoMap,
     tmp_seq: AtomicU64,
-    /// Directories copied up since the last `take_copied_dirs`: their
-    /// attributes changed (a merged directory reports one link) without the
-    /// kernel having asked for a change on them.
-    copied_dirs: Mutex<Vec<u64>>,
+    /// Nodes copied up since the last `take_copied`: their attributes
+    /// changed (a merged directory reports one link, a file copy has its own
+    /// ctime and blocks) without the kernel having asked for that change.
+    copied: Mutex<Vec<u64>>,
 }
 
 /// Result of resolving a name.
@@ -427,7 +427,7 @@ impl Overlay {
             ns: RwLock::new(()),
             inos,
             tmp_seq: AtomicU64::new(0),
-            copied_dirs: Mutex::new(Vec::new()),
+            copied: Mutex::new(Vec::new()),
         };
         if let Some(u) = &ov.upper {
             copy_up::clean_work_dir(&u.work)?;
@@ -927,9 +927,12 @@ impl Overlay {
         Ok(st)
     }
 
-    /// The directories copied up since the last call (see `copied_dirs`).
-    pub fn take_copied_dirs(&self) -> Vec<u64> {
-        std::mem::take(&mut *self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()))
+    /// The nodes copied up since the last call (see `copied`), each once.
+    pub fn take_copied(&self) -> Vec<u64> {
+        let mut v = std::mem::take(&mut *self.copied.lock().unwrap_or_else(|e| e.into_inner()));
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// Whether a node is a live directory, from the node table alone (no
@@ -1109,9 +1112,7 @@ impl Overlay {
         }
         rustix::fs::utimensat(&u.layer.fd, layer::at(&ppath), &parent_times, AtFlags::empty())
             .ctx("restore parent times")?;
-        if node.is_dir {
-            self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()).push(id);
-        }
+        self.copied.lock().unwrap_or_else(|e| e.into_inner()).push(id);
         self.set_node(id, |n| {
             if is_primary {
                 n.upper = true;
@@ -1556,7 +1557,7 @@ impl Overlay {
                             layer::at(&dpath),
                             rflags,
                         );
-                        self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()).push(parent);
+                        self.copied.lock().unwrap_or_else(|e| e.into_inner()).push(parent);
                         if let Err(e) = r {
                             return Err(Error::Sys { op: "rename", errno: e });
                         }
