@@ -1209,11 +1209,24 @@ impl Overlay {
         layer.open_beneath(&p, f, Mode::empty()).ctx("open")
     }
 
-    fn check_absent(&self, parent: u64, pnode: &Node, ppath: &[u8], name: &[u8]) -> Result<()> {
-        if self.resolve(parent, pnode, ppath, name)?.is_some() {
-            return Err(Error::errno_only("create", Errno::EXIST));
+    /// EEXIST unless `name` is free in the directory `parent`; whether the
+    /// upper layer holds a whiteout there (`false` when the parent is not in
+    /// the upper yet: its copy-up brings no entries). The upper is probed
+    /// once; lower layers only when the parent merges some.
+    fn check_absent(&self, parent: u64, pnode: &Node, ppath: &[u8], name: &[u8]) -> Result<bool> {
+        let exists = || Err(Error::errno_only("create", Errno::EXIST));
+        if let (true, Some(u)) = (pnode.upper, &self.upper) {
+            match u.layer.probe(&join(ppath, name))? {
+                Probe::Whiteout => return Ok(true),
+                Probe::Missing if pnode.lowers.is_empty() => return Ok(false),
+                Probe::Missing => {}
+                Probe::NonDir(_) | Probe::Dir { .. } => return exists(),
+            }
         }
-        Ok(())
+        if self.resolve(parent, pnode, ppath, name)?.is_some() {
+            return exists();
+        }
+        Ok(false)
     }
 
     /// Create a new object; returns its node id, attributes and, for files, an open descriptor.
@@ -1235,7 +1248,7 @@ impl Overlay {
         if pnode.unlinked {
             return Err(Error::errno_only("create in removed directory", Errno::NOENT));
         }
-        self.check_absent(parent, &pnode, &ppath, name)?;
+        let over_whiteout = self.check_absent(parent, &pnode, &ppath, name)?;
         self.copy_up(parent, true)?;
         let pst = u.layer.stat(&ppath).ctx("stat parent")?;
         let gid = if pst.st_mode & 0o2000 != 0 { pst.st_gid } else { creds.gid };
@@ -1244,7 +1257,6 @@ impl Overlay {
             perm |= 0o2000;
         }
         let path = join(&ppath, name);
-        let over_whiteout = matches!(u.layer.stat(&path), Ok(st) if layer::is_whiteout(&st));
         let mut src_ino = None;
         let mut link_src = None;
         if let NewKind::Link(src) = kind {
