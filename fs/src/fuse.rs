@@ -10,8 +10,10 @@
 //! requires; an open that would need a different backing file (a file copied
 //! up while a lower descriptor is still open) is served without passthrough.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::hash::Hasher;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,8 +52,31 @@ const TTL: Duration = Duration::from_secs(24 * 3600);
 /// `OverlayFs::listings`).
 const MAX_LISTINGS: usize = 256;
 
-/// A directory's merged entries, shared by the READDIRs that read them.
-type Listing = Arc<Vec<DirEntry>>;
+/// A directory's merged entries with their READDIR offsets (see `cookie`),
+/// in offset order, shared by the READDIRs that read them.
+type Listing = Arc<Vec<(u64, DirEntry)>>;
+
+/// The READDIR offset of the entry after the one named `name`: a hash of
+/// the name, so that an offset means the same in a listing read again after
+/// the directory changed (a reader that goes on in a new listing sees each
+/// entry that was not removed exactly once). 1 and 2 are `.` and `..`.
+fn cookie(name: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    h.write(name);
+    (h.finish() >> 2) + 3
+}
+
+/// A listing in offset order.
+fn listing_of(entries: Vec<DirEntry>) -> Listing {
+    let mut v: Vec<(u64, DirEntry)> = entries.into_iter().map(|e| (cookie(&e.name), e)).collect();
+    v.sort_unstable_by(|(a, x), (b, y)| (a, &x.name).cmp(&(b, &y.name)));
+    Arc::new(v)
+}
+
+/// The entries of a listing after offset `offset`.
+fn after(listing: &[(u64, DirEntry)], offset: u64) -> &[(u64, DirEntry)] {
+    &listing[listing.partition_point(|(c, _)| *c <= offset)..]
+}
 
 struct Handle {
     fd: OwnedFd,
@@ -243,13 +268,15 @@ impl OverlayFs {
 
     /// The listing READDIR at `offset` reads: an open directory's (read on
     /// its first READDIR), or without OPENDIR (`fh` 0) the node's, read
-    /// afresh at offset 0.
+    /// afresh at offset 0 and kept until a READDIR finds nothing after its
+    /// offset (a reader continuing in a listing read since by someone else
+    /// still sees each remaining entry once: offsets are names' hashes).
     fn listing(&self, ino: u64, fh: u64, offset: u64) -> std::result::Result<Listing, FErrno> {
         if fh != 0 || !self.no_opendir {
             let handle = lock(&self.dirs).get(&fh).cloned().ok_or(FErrno::EBADF)?;
             if handle.get().is_none() {
                 let entries = self.ov.readdir(ino).map_err(|e| errno(&e))?;
-                let _ = handle.set(Arc::new(entries));
+                let _ = handle.set(listing_of(entries));
             }
             return Ok(handle.get().cloned().unwrap_or_default());
         }
@@ -258,7 +285,7 @@ impl OverlayFs {
                 return Ok(l.clone());
             }
         }
-        let entries = Arc::new(self.ov.readdir(ino).map_err(|e| errno(&e))?);
+        let entries = listing_of(self.ov.readdir(ino).map_err(|e| errno(&e))?);
         let mut l = lock(&self.listings);
         if l.len() >= MAX_LISTINGS {
             l.clear();
@@ -267,11 +294,11 @@ impl OverlayFs {
         Ok(entries)
     }
 
-    /// A READDIR at `offset` of a listing with `len` entries was answered:
-    /// one past the end (the kernel's last READDIR of a pass) drops a
-    /// listing kept without a handle.
-    fn listing_read(&self, ino: u64, fh: u64, offset: u64, len: usize) {
-        if fh == 0 && self.no_opendir && offset >= len as u64 + 2 {
+    /// A READDIR at `offset` was answered with `rest` the entries after
+    /// it: none (the kernel's last READDIR of a pass) drops a listing kept
+    /// without a handle.
+    fn listing_read(&self, ino: u64, fh: u64, offset: u64, rest: &[(u64, DirEntry)]) {
+        if fh == 0 && self.no_opendir && offset >= 2 && rest.is_empty() {
             lock(&self.listings).remove(&ino);
         }
     }
@@ -774,12 +801,13 @@ impl Filesystem for OverlayFs {
             }
             off = 2;
         }
-        for (i, e) in entries.iter().enumerate().skip((off - 2) as usize) {
-            if reply.add(INodeNo(e.ino), i as u64 + 3, ftype(e.kind), OsStr::from_bytes(&e.name)) {
+        let rest = after(&entries, off);
+        for (c, e) in rest {
+            if reply.add(INodeNo(e.ino), *c, ftype(e.kind), OsStr::from_bytes(&e.name)) {
                 break;
             }
         }
-        self.listing_read(ino.0, fh.0, offset, entries.len());
+        self.listing_read(ino.0, fh.0, offset, rest);
         reply.ok();
     }
 
@@ -806,7 +834,8 @@ impl Filesystem for OverlayFs {
             }
             off = 2;
         }
-        for (i, e) in entries.iter().enumerate().skip((off - 2) as usize) {
+        let rest = after(&entries, off);
+        for (c, e) in rest {
             let name = OsStr::from_bytes(&e.name);
             // Each entry returned counts as a lookup; one that does not fit
             // in the buffer is forgotten again.
@@ -816,12 +845,12 @@ impl Filesystem for OverlayFs {
             let mut a = attr(&st);
             a.ino = INodeNo(id);
             // One lifetime for both: a hard link's attributes are not kept either.
-            if reply.add(INodeNo(id), i as u64 + 3, name, &entry_ttl(&st), &a, Generation(0)) {
+            if reply.add(INodeNo(id), *c, name, &entry_ttl(&st), &a, Generation(0)) {
                 self.ov.forget(id, 1);
                 break;
             }
         }
-        self.listing_read(ino.0, fh.0, offset, entries.len());
+        self.listing_read(ino.0, fh.0, offset, rest);
         reply.ok();
     }
 

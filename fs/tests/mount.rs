@@ -931,3 +931,46 @@ fn cached_names_and_attributes_follow_every_change() {
     fs::rename(m.p("sym3"), m.p("sym")).unwrap();
     assert_eq!(fs::read_link(m.p("sym")).unwrap(), Path::new("three"));
 }
+
+#[test]
+fn a_listing_read_on_after_changes_by_another_reader_misses_nothing() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    fs::create_dir(s.lower(0).join("d")).unwrap();
+    let all: Vec<String> = (0..400).map(|i| format!("a-name-long-enough-to-need-several-reads-{i:04}")).collect();
+    for n in &all {
+        write(s.lower(0).join("d").join(n), b"");
+    }
+    let m = s.mount();
+    let dir = rustix::fs::open(m.p("d"), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY, 0.into()).unwrap();
+    let mut buf = vec![std::mem::MaybeUninit::new(0u8); 1024];
+    let mut raw = rustix::fs::RawDir::new(&dir, &mut buf);
+    let mut seen = Vec::new();
+    // The first few names, then another reader removes them and lists the
+    // directory from the start, then the first reader goes on.
+    while seen.len() < 30 {
+        let e = raw.next().unwrap().unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            seen.push(name);
+        }
+    }
+    for n in &seen[..20] {
+        fs::remove_file(m.p("d").join(n)).unwrap();
+    }
+    assert_eq!(fs::read_dir(m.p("d")).unwrap().count(), 380);
+    while let Some(e) = raw.next() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            seen.push(name);
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "no entry twice");
+    assert_eq!(sorted, all, "every entry once (the removed ones were seen before they went)");
+}
