@@ -371,9 +371,10 @@ pub struct Overlay {
     ns: RwLock<()>,
     inos: InoMap,
     tmp_seq: AtomicU64,
-    /// Nodes copied up since the last `take_copied`: their attributes
-    /// changed (a merged directory reports one link, a file copy has its own
-    /// ctime and blocks) without the kernel having asked for that change.
+    /// Nodes copied up since the last `take_copied`, and their parents:
+    /// their attributes changed (a merged directory reports one link, a file
+    /// copy has its own ctime and blocks, a parent a new ctime) without the
+    /// kernel having asked for that change.
     copied: Mutex<Vec<u64>>,
 }
 
@@ -1112,7 +1113,8 @@ impl Overlay {
         }
         rustix::fs::utimensat(&u.layer.fd, layer::at(&ppath), &parent_times, AtFlags::empty())
             .ctx("restore parent times")?;
-        self.copied.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+        // The parent's ctime changed too (its times are restored, not its ctime).
+        self.copied.lock().unwrap_or_else(|e| e.into_inner()).extend([id, parent]);
         self.set_node(id, |n| {
             if is_primary {
                 n.upper = true;
