@@ -476,6 +476,18 @@ impl Filesystem for OverlayFs {
         // A SETATTR that changes nothing: with KILLPRIV_V2, a passthrough
         // write asking to clear setuid/setgid (see `killpriv`).
         let nothing = mode.is_none() && uid.is_none() && gid.is_none() && size.is_none() && times.is_none();
+        // A chown clears setuid, and setgid with group execute, by itself (the
+        // daemon's chown does); a setgid without group execute only for a
+        // caller outside the file's old group: known before the chown.
+        let chown_kills_sgid = (uid.is_some() || gid.is_some()) && mode.is_none() && self.killpriv && {
+            let quiet_sgid = |st: &Stat| st.st_mode & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID;
+            self.ov
+                .getattr(ino.0)
+                .ok()
+                .filter(quiet_sgid)
+                .and_then(|st| self.mode_after_kill(req, &st, false))
+                .is_some_and(|m| m & libc::S_ISGID == 0)
+        };
         let r = if nothing { self.ov.getattr(ino.0) } else { self.ov.setattr(ino.0, mode, uid, gid, size, times, fd) };
         // The reply carries the node's attributes: only side effects are invalidated.
         self.settle(Some(ino.0));
@@ -506,7 +518,13 @@ impl Filesystem for OverlayFs {
             }
         };
         // A truncate, or a write's request: clear the bits this caller may not keep.
-        let kill = if size.is_some() || nothing { self.mode_after_kill(req, &st, false) } else { None };
+        let kill = if chown_kills_sgid {
+            Some(st.st_mode & 0o7777 & !libc::S_ISGID)
+        } else if size.is_some() || nothing {
+            self.mode_after_kill(req, &st, false)
+        } else {
+            None
+        };
         match kill {
             None => reply.attr(&TTL, &attr(&st)),
             Some(m) => match self.ov.setattr(ino.0, Some(m), None, None, None, None, None) {

@@ -764,7 +764,7 @@ fn writes_truncates_and_chowns_clear_setuid_and_caps_as_the_kernel_does() {
     fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(s.lower(0), fs::Permissions::from_mode(0o777)).unwrap();
     // name, mode, with a file capability
-    let files: [(&str, u32, bool); 9] = [
+    let files: [(&str, u32, bool); 10] = [
         ("user_append", 0o6777, false),
         ("user_append_sgid_nogx", 0o2767, false),
         ("user_truncate", 0o6777, true),
@@ -774,6 +774,8 @@ fn writes_truncates_and_chowns_clear_setuid_and_caps_as_the_kernel_does() {
         ("root_append_caps", 0o6777, true),
         ("root_chown", 0o6777, true),
         ("root_truncate", 0o6777, false),
+        // Owned by the user, group 0: the user's chgrp clears setgid.
+        ("user_chgrp", 0o2764, false),
     ];
     for (name, mode, cap) in files {
         write(s.lower(0).join(name), b"data");
@@ -788,6 +790,8 @@ fn writes_truncates_and_chowns_clear_setuid_and_caps_as_the_kernel_does() {
             .unwrap();
         }
     }
+    std::os::unix::fs::chown(s.lower(0).join("user_chgrp"), Some(65534), Some(0)).unwrap();
+    fs::set_permissions(s.lower(0).join("user_chgrp"), fs::Permissions::from_mode(0o2764)).unwrap();
     let run = |root: &Path| -> Vec<(String, u32, bool)> {
         // Stat everything first: cached attributes must not hide the changes.
         let before: Vec<u32> = files.iter().map(|(n, _, _)| fs::metadata(root.join(n)).unwrap().mode()).collect();
@@ -795,7 +799,7 @@ fn writes_truncates_and_chowns_clear_setuid_and_caps_as_the_kernel_does() {
         sh_in(
             root,
             "cd \"$1\" && printf x >> user_append && printf x >> user_append_sgid_nogx && truncate -s 1 user_truncate \
-             && printf x >> user_append_caps && printf x >> user_again",
+             && printf x >> user_append_caps && printf x >> user_again && chgrp 65534 user_chgrp",
             false,
         );
         sh_in(
@@ -819,6 +823,7 @@ fn writes_truncates_and_chowns_clear_setuid_and_caps_as_the_kernel_does() {
     assert_eq!(expected[0].1 & 0o7777, 0o777, "{expected:?}");
     assert_eq!(expected[1].1 & 0o7777, 0o767, "{expected:?}");
     assert_eq!(expected[5].1 & 0o7777, 0o6777, "{expected:?}");
+    assert_eq!(expected[9].1 & 0o7777, 0o764, "{expected:?}");
     assert!(!expected[6].2 && !expected[3].2, "{expected:?}");
     for passthrough in [true, false] {
         let _ = fs::remove_dir_all(s.p("upper"));
