@@ -17,7 +17,9 @@
 //! filesystem drops it on the daemon's own writes, truncates and chowns
 //! (whatever the writer's capabilities, as the kernel's overlay does).
 //! A chown by the daemon clears setuid (and setgid with group execute) by
-//! itself, as the upper layer's chown does for the kernel's overlay.
+//! itself, as the upper layer's chown does for the kernel's overlay; a
+//! setgid without group execute goes only for a caller outside the file's
+//! group, which the adapter checks before the chown.
 
 use rustix::fs::Stat;
 
