@@ -488,7 +488,8 @@ impl Filesystem for OverlayFs {
                 .and_then(|st| self.mode_after_kill(req, &st, false))
                 .is_some_and(|m| m & libc::S_ISGID == 0)
         };
-        let r = if nothing { self.ov.getattr(ino.0) } else { self.ov.setattr(ino.0, mode, uid, gid, size, times, fd) };
+        // Even a SETATTR that changes nothing copies up (a chown to -1:-1 does, in the kernel's overlay).
+        let r = self.ov.setattr(ino.0, mode, uid, gid, size, times, fd);
         // The reply carries the node's attributes: only side effects are invalidated.
         self.settle(Some(ino.0));
         let st = match r {
