@@ -1002,17 +1002,27 @@ impl Overlay {
         for l in node.lowers.iter() {
             layers.push((&self.lowers[l.layer], l.path.clone()));
         }
-        for (layer, p) in layers {
+        // What the lower layers hold, read on the way, is the directory's
+        // index for lookups (see `lower_names`) when it merges enough lower
+        // layers to use one: the lookups that follow a listing (`ls -l`, a
+        // READDIRPLUS) then list nothing again.
+        let mut index = (node.lowers.len() >= LOWER_NAMES_MIN && node.lower_names.is_none()).then(LowerNames::new);
+        for (i, (layer, p)) in layers.into_iter().enumerate() {
+            // Position in `node.lowers` (meaningful for lower layers only).
+            let pos = i.wrapping_sub(node.upper as usize);
             let dirfd = layer.open_dir(&p).ctx("open directory")?;
             let names = layer::read_entries(&dirfd).ctx("read directory")?;
             let mut hidden_here: Vec<Vec<u8>> = Vec::new();
+            let mut oci_whiteouts: Vec<Vec<u8>> = Vec::new();
             for (name, ino, ft) in names {
-                if seen.contains(&name) {
+                let indexing = layer.lower && index.as_ref().is_some_and(|m| !m.contains_key(&name));
+                if seen.contains(&name) && !indexing {
                     continue;
                 }
                 if layer.lower && name.starts_with(WH_PREFIX) {
                     if name.as_slice() != WH_OPAQUE {
                         hidden_here.push(name[WH_PREFIX.len()..].to_vec());
+                        oci_whiteouts.push(name[WH_PREFIX.len()..].to_vec());
                     }
                     continue;
                 }
@@ -1021,15 +1031,36 @@ impl Overlay {
                     let st = rustix::fs::statat(&dirfd, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
                         .ctx("stat entry")?;
                     if layer::is_whiteout(&st) {
+                        if let (Some(m), true) = (index.as_mut(), indexing) {
+                            m.insert(name.clone(), LowerName::Whiteout);
+                        }
                         hidden_here.push(name);
                         continue;
                     }
                     ft = FileType::from_raw_mode(st.st_mode);
                 }
+                if let (Some(m), true) = (index.as_mut(), indexing) {
+                    m.insert(name.clone(), LowerName::At(pos));
+                }
+                if seen.contains(&name) {
+                    continue;
+                }
                 seen.insert(name.clone());
                 out.push(DirEntry { name, kind: ft, ino: self.inos.map(layer.dev, ino) });
             }
+            // A `.wh.NAME` hides NAME below its layer, not in it (as `lower_names` reads it).
+            if let (Some(m), true) = (index.as_mut(), layer.lower) {
+                for w in oci_whiteouts {
+                    m.entry(w).or_insert(LowerName::Whiteout);
+                }
+            }
             seen.extend(hidden_here);
+        }
+        if let Some(m) = index {
+            let m = Arc::new(m);
+            self.set_node(id, |n| {
+                n.lower_names.get_or_insert(m);
+            });
         }
         Ok(out)
     }

@@ -730,6 +730,11 @@ fn deep_stack_reads_as_the_kernel_reads_it() {
     let m = s.mount();
     assert_eq!(probe(&m.path), want_probe, "lookups by name");
     assert_eq!(tree(&m.path), want_tree, "listing");
+    drop(m);
+    // Listing first: the lookups that follow use what the listing read.
+    let m = s.mount();
+    assert_eq!(tree(&m.path), want_tree, "listing on a fresh mount");
+    assert_eq!(probe(&m.path), want_probe, "lookups after the listing");
 }
 
 /// A `security.capability` value (VFS revision 2, CAP_NET_RAW permitted).
