@@ -38,7 +38,8 @@ pub struct Options {
     /// -> 2.3k requests), a cold `find` about the same time (fewer requests,
     /// but every entry's inode is read), and the daemon keeps a node per
     /// listed entry until the kernel forgets it (peak RSS after find 3.4 ->
-    /// 8.4 MiB).
+    /// 8.4 MiB). A cold listing that stats nothing pays for the first
+    /// chunk's inodes (`ls -f` of 10k entries over 10 layers ~12 -> ~25 ms).
     pub no_readdirplus: bool,
 }
 
