@@ -185,7 +185,7 @@ pub fn mount(settings: &Settings, imp: &Impl, stack: &Stack, cold: bool) -> Moun
             Command::new(bin).current_dir(&stack.dir).arg("-o").arg(&opts).arg(&mnt).stderr(log).status()
         }
         Impl::Strata(bin) => {
-            // Extra options for experiments, e.g. STRATA_BENCH_OPTS=readdirplus.
+            // Extra options for experiments, e.g. STRATA_BENCH_OPTS=noreaddirplus.
             let opts = match std::env::var("STRATA_BENCH_OPTS") {
                 Ok(extra) if !extra.is_empty() => format!("{opts},{extra}"),
                 _ => opts,

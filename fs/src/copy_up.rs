@@ -147,18 +147,6 @@ fn copy_metadata(src: &Layer, src_path: &[u8], work: &Layer, tmp: &[u8], st: &St
     let t = layer::at(tmp);
     let sabs = src.abs(src_path);
     let dabs = work.abs(tmp);
-    for name in layer::list_xattr_path(&sabs).ctx("copy-up list xattrs")? {
-        if is_private_xattr(&name) {
-            continue;
-        }
-        let n = OsStr::from_bytes(&name);
-        if let Some(v) = layer::get_xattr_path(&sabs, n).ctx("copy-up read xattr")? {
-            match rustix::fs::lsetxattr(&dabs, n, &v, XattrFlags::empty()) {
-                Ok(()) | Err(Errno::NOTSUP) => {}
-                Err(e) => return Err(Error::Sys { op: "copy-up write xattr", errno: e }),
-            }
-        }
-    }
     rustix::fs::chownat(
         &work.fd,
         t,
@@ -170,6 +158,19 @@ fn copy_metadata(src: &Layer, src_path: &[u8], work: &Layer, tmp: &[u8], st: &St
     if ft != FileType::Symlink {
         rustix::fs::chmodat(&work.fd, t, Mode::from_raw_mode(st.st_mode & 0o7777), AtFlags::empty())
             .ctx("copy-up chmod")?;
+    }
+    // After the owner: a chown drops security.capability, which the copy keeps.
+    for name in layer::list_xattr_path(&sabs).ctx("copy-up list xattrs")? {
+        if is_private_xattr(&name) {
+            continue;
+        }
+        let n = OsStr::from_bytes(&name);
+        if let Some(v) = layer::get_xattr_path(&sabs, n).ctx("copy-up read xattr")? {
+            match rustix::fs::lsetxattr(&dabs, n, &v, XattrFlags::empty()) {
+                Ok(()) | Err(Errno::NOTSUP) => {}
+                Err(e) => return Err(Error::Sys { op: "copy-up write xattr", errno: e }),
+            }
+        }
     }
     let times = times_of(st);
     rustix::fs::utimensat(&work.fd, t, &times, AtFlags::SYMLINK_NOFOLLOW).ctx("copy-up times")?;

@@ -10,8 +10,10 @@
 //! requires; an open that would need a different backing file (a file copied
 //! up while a lower descriptor is still open) is served without passthrough.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::hash::Hasher;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,16 +27,56 @@ use fuser::{
     ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use rustix::fs::Timespec as Timestamp;
-use rustix::fs::{FileType, OFlags, RenameFlags, Stat, Timestamps};
+use rustix::fs::{FileType, Mode, OFlags, RenameFlags, Stat, Timestamps};
 
 use crate::error::Error;
+use crate::killpriv;
 use crate::overlay::{Creds, DirEntry, NewKind, Overlay};
 
-/// How long the kernel may cache names and attributes. Every change goes
-/// through this process, so the kernel's own invalidation on the requests it
-/// sends keeps the caches right; hard-linked files (several names, one
-/// inode) are not cached, since a change through one name must show on all.
-const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may cache names (positive and negative) and
+/// attributes. Layers do not change under a mount and every change goes
+/// through this process, so the caches stay right by invalidation instead of
+/// expiry:
+/// - the kernel drops or updates what a request it sends changes (the
+///   entries of a create, unlink or rename, the parent's attributes, the
+///   attributes a SETATTR or LINK reply carries, a renamed inode's ctime);
+/// - hard links are one node (one kernel inode) whatever name they are
+///   reached by, so a change through one name is seen through all (but
+///   their names are not cached: see `entry_ttl`);
+/// - what the daemon changes as a side effect — a copy-up gives a file its
+///   own ctime and blocks, a directory one link — is invalidated by `settle`
+///   before the request that caused it replies.
+const TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Most directory listings kept for READDIR without OPENDIR (see
+/// `OverlayFs::listings`).
+const MAX_LISTINGS: usize = 256;
+
+/// A directory's merged entries with their READDIR offsets (see `cookie`),
+/// in offset order, shared by the READDIRs that read them.
+type Listing = Arc<Vec<(u64, DirEntry)>>;
+
+/// The READDIR offset of the entry after the one named `name`: a hash of
+/// the name, so that an offset means the same in a listing read again after
+/// the directory changed (a reader that goes on in a new listing sees each
+/// entry that was not removed exactly once). 1 and 2 are `.` and `..`.
+fn cookie(name: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    h.write(name);
+    (h.finish() >> 2) + 3
+}
+
+/// A listing in offset order.
+fn listing_of(entries: Vec<DirEntry>) -> Listing {
+    let mut v: Vec<(u64, DirEntry)> = entries.into_iter().map(|e| (cookie(&e.name), e)).collect();
+    v.sort_unstable_by(|(a, x), (b, y)| (a, &x.name).cmp(&(b, &y.name)));
+    Arc::new(v)
+}
+
+/// The entries of a listing after offset `offset`.
+fn after(listing: &[(u64, DirEntry)], offset: u64) -> &[(u64, DirEntry)] {
+    &listing[listing.partition_point(|(c, _)| *c <= offset)..]
+}
 
 struct Handle {
     fd: OwnedFd,
@@ -48,11 +90,23 @@ pub struct OverlayFs {
     files: Mutex<HashMap<u64, Arc<Handle>>>,
     /// Open directories: their listing, read on the first READDIR (with the
     /// kernel's directory cache, most opens never send one).
-    dirs: Mutex<HashMap<u64, Arc<OnceLock<Vec<DirEntry>>>>>,
+    dirs: Mutex<HashMap<u64, Arc<OnceLock<Listing>>>>,
+    /// Without OPENDIR (`no_opendir`) READDIR comes with no handle: listings
+    /// by directory node, read afresh at offset 0 and kept while the kernel
+    /// reads on (dropped once it reached the end, all dropped past
+    /// `MAX_LISTINGS`).
+    listings: Mutex<HashMap<u64, Listing>>,
+    /// The kernel offered `FUSE_NO_OPENDIR_SUPPORT`: OPENDIR is answered
+    /// ENOSYS once, then never sent again (nor RELEASEDIR), and the kernel
+    /// caches listings as FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE would.
+    no_opendir: bool,
     backings: Mutex<HashMap<u64, (bool, Weak<BackingId>)>>,
     next_fh: AtomicU64,
     passthrough: AtomicBool,
     readdirplus: bool,
+    /// `FUSE_HANDLE_KILLPRIV_V2` was negotiated: clearing setuid/setgid on
+    /// writes and truncates is this daemon's job.
+    killpriv: bool,
     notifier: Arc<OnceLock<Notifier>>,
 }
 
@@ -109,6 +163,19 @@ fn attr(st: &Stat) -> FileAttr {
     }
 }
 
+/// How long the kernel may cache the name of an object with attributes
+/// `st`. Not at all for a hard-linked file: FUSE opens name no path, so the
+/// union learns which name an open (and the copy-up it may cause) goes
+/// through from the LOOKUP of that name, which must therefore be sent each
+/// time. Its attributes are cached as long as anything's.
+fn entry_ttl(st: &Stat) -> Duration {
+    if FileType::from_raw_mode(st.st_mode) != FileType::Directory && st.st_nlink > 1 {
+        Duration::ZERO
+    } else {
+        TTL
+    }
+}
+
 /// Attributes of a negative entry: node id 0, nothing else matters.
 fn negative_attr() -> FileAttr {
     FileAttr {
@@ -127,14 +194,6 @@ fn negative_attr() -> FileAttr {
         rdev: 0,
         blksize: 0,
         flags: 0,
-    }
-}
-
-fn ttl_for(st: &Stat) -> Duration {
-    if FileType::from_raw_mode(st.st_mode) != FileType::Directory && st.st_nlink > 1 {
-        Duration::ZERO
-    } else {
-        TTL
     }
 }
 
@@ -170,10 +229,13 @@ impl OverlayFs {
             ov,
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
+            listings: Mutex::new(HashMap::new()),
+            no_opendir: false,
             backings: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
             readdirplus,
+            killpriv: false,
             notifier: Arc::new(OnceLock::new()),
         }
     }
@@ -183,32 +245,80 @@ impl OverlayFs {
         self.notifier.clone()
     }
 
-    /// Tell the kernel to drop cached attributes of directories an operation
-    /// copied up as a side effect. Called before the operation replies.
-    fn settle(&self) {
-        let dirs = self.ov.take_copied_dirs();
+    /// Tell the kernel to drop the cached attributes of nodes an operation
+    /// copied up as a side effect, except `covered` (whose attributes the
+    /// reply carries: invalidating it first would make the kernel discard
+    /// them). Called before the operation replies; attribute invalidation
+    /// takes no inode lock, so it cannot deadlock with the request.
+    fn settle(&self, covered: Option<u64>) {
+        let nodes = self.ov.take_copied();
         if let Some(n) = self.notifier.get() {
-            for id in dirs {
-                // Offset -1: attributes only (directories have no page cache here).
-                let _ = n.inval_inode(INodeNo(id), -1, 0);
+            for id in nodes.into_iter().filter(|id| Some(*id) != covered) {
+                self.inval_attr(n, id);
             }
         }
     }
 
-    /// The listing of an open directory, read now if this is its first READDIR.
-    fn listing(&self, ino: u64, fh: u64) -> std::result::Result<Arc<OnceLock<Vec<DirEntry>>>, FErrno> {
-        let handle = lock(&self.dirs).get(&fh).cloned().ok_or(FErrno::EBADF)?;
-        if handle.get().is_none() {
-            let entries = self.ov.readdir(ino).map_err(|e| errno(&e))?;
-            let _ = handle.set(entries);
+    /// Drop the kernel's cached attributes of one node. Offset -1:
+    /// attributes only (file data is passthrough or direct I/O, listings are
+    /// dropped by the kernel itself on the changes it makes).
+    fn inval_attr(&self, n: &Notifier, id: u64) {
+        let _ = n.inval_inode(INodeNo(id), -1, 0);
+    }
+
+    /// The listing READDIR at `offset` reads: an open directory's (read on
+    /// its first READDIR), or without OPENDIR (`fh` 0) the node's, read
+    /// afresh at offset 0 and kept until a READDIR finds nothing after its
+    /// offset (a reader continuing in a listing read since by someone else
+    /// still sees each remaining entry once: offsets are names' hashes).
+    fn listing(&self, ino: u64, fh: u64, offset: u64) -> std::result::Result<Listing, FErrno> {
+        if fh != 0 || !self.no_opendir {
+            let handle = lock(&self.dirs).get(&fh).cloned().ok_or(FErrno::EBADF)?;
+            if handle.get().is_none() {
+                let entries = self.ov.readdir(ino).map_err(|e| errno(&e))?;
+                let _ = handle.set(listing_of(entries));
+            }
+            return Ok(handle.get().cloned().unwrap_or_default());
         }
-        Ok(handle)
+        if offset > 0 {
+            if let Some(l) = lock(&self.listings).get(&ino) {
+                return Ok(l.clone());
+            }
+        }
+        let entries = listing_of(self.ov.readdir(ino).map_err(|e| errno(&e))?);
+        let mut l = lock(&self.listings);
+        if l.len() >= MAX_LISTINGS {
+            l.clear();
+        }
+        l.insert(ino, entries.clone());
+        Ok(entries)
+    }
+
+    /// A READDIR at `offset` was answered with `rest` the entries after
+    /// it: none (the kernel's last READDIR of a pass) drops a listing kept
+    /// without a handle.
+    fn listing_read(&self, ino: u64, fh: u64, offset: u64, rest: &[(u64, DirEntry)]) {
+        if fh == 0 && self.no_opendir && offset >= 2 && rest.is_empty() {
+            lock(&self.listings).remove(&ino);
+        }
     }
 
     /// `settle` after a union operation, passing its result through.
     fn settled<T>(&self, r: T) -> T {
-        self.settle();
+        self.settle(None);
         r
+    }
+
+    /// The mode a write or truncate by the caller of `req` leaves a file
+    /// with attributes `st` (see `killpriv`), `None` if it keeps its mode;
+    /// `unprivileged`: the kernel already said the caller lacks `CAP_FSETID`.
+    fn mode_after_kill(&self, req: &Request, st: &Stat, unprivileged: bool) -> Option<u32> {
+        if !self.killpriv || !killpriv::has_suidgid(st) {
+            return None;
+        }
+        let caller = killpriv::Caller::of(req.pid());
+        let kill = killpriv::bits_to_clear(st, caller.as_ref(), unprivileged, req.uid(), req.gid());
+        (kill != 0).then_some(st.st_mode & 0o7777 & !kill)
     }
 
     fn fh(&self) -> u64 {
@@ -269,7 +379,7 @@ impl OverlayFs {
                 // the inode numbers it shows, so the two agree.
                 let mut a = attr(&st);
                 a.ino = INodeNo(id);
-                reply.entry_with_ttls(&ttl_for(&st), &ttl_for(&st), &a, Generation(0));
+                reply.entry_with_ttls(&TTL, &entry_ttl(&st), &a, Generation(0));
             }
             Err(e) => reply.error(errno(&e)),
         }
@@ -279,6 +389,14 @@ impl OverlayFs {
 impl Filesystem for OverlayFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        // Writes, truncates and chowns clear setuid/setgid here (see
+        // `killpriv`): the kernel then asks security.capability once per
+        // inode instead of on every write, and chown sends no GETATTR.
+        self.killpriv = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2).is_ok();
+        // Symlink targets never change (a new target is a new inode).
+        let _ = config.add_capabilities(InitFlags::FUSE_CACHE_SYMLINKS);
+        // Not a flag to ask for: the kernel says ENOSYS to OPENDIR is understood.
+        self.no_opendir = config.capabilities().contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
         if self.readdirplus {
             let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         }
@@ -309,7 +427,7 @@ impl Filesystem for OverlayFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.ov.getattr(ino.0) {
-            Ok(st) => reply.attr(&ttl_for(&st), &attr(&st)),
+            Ok(st) => reply.attr(&TTL, &attr(&st)),
             Err(e) => {
                 // An unlinked file that is still open: its descriptor knows.
                 let h = fh.and_then(|fh| self.file(fh).ok()).or_else(|| self.any_handle_of(ino.0));
@@ -330,7 +448,7 @@ impl Filesystem for OverlayFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -355,19 +473,64 @@ impl Filesystem for OverlayFs {
         // A truncate through a descriptor of an upper file needs no path at all
         // (and works for open-but-unlinked files).
         let fd = handle.as_ref().filter(|_| self.node_is_upper(ino.0)).map(|h| &h.fd);
-        match self.settled(self.ov.setattr(ino.0, mode, uid, gid, size, times, fd)) {
-            Ok(st) => reply.attr(&ttl_for(&st), &attr(&st)),
-            Err(e) => match (&handle, size) {
-                (Some(h), Some(sz)) if e.errno() == rustix::io::Errno::NOENT => {
-                    match rustix::fs::ftruncate(&h.fd, sz).and_then(|_| rustix::fs::fstat(&h.fd)) {
-                        Ok(mut st) => {
-                            self.ov.fix_stat(h.node, &h.fd, &mut st);
-                            reply.attr(&Duration::ZERO, &attr(&st));
+        // A SETATTR that changes nothing: with KILLPRIV_V2, a passthrough
+        // write asking to clear setuid/setgid (see `killpriv`).
+        let nothing = mode.is_none() && uid.is_none() && gid.is_none() && size.is_none() && times.is_none();
+        // A chown clears setuid, and setgid with group execute, by itself (the
+        // daemon's chown does); a setgid without group execute only for a
+        // caller outside the file's old group: known before the chown.
+        let chown_kills_sgid = (uid.is_some() || gid.is_some()) && mode.is_none() && self.killpriv && {
+            let quiet_sgid = |st: &Stat| st.st_mode & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID;
+            self.ov
+                .getattr(ino.0)
+                .ok()
+                .filter(quiet_sgid)
+                .and_then(|st| self.mode_after_kill(req, &st, false))
+                .is_some_and(|m| m & libc::S_ISGID == 0)
+        };
+        // Even a SETATTR that changes nothing copies up (a chown to -1:-1 does, in the kernel's overlay).
+        let r = self.ov.setattr(ino.0, mode, uid, gid, size, times, fd);
+        // The reply carries the node's attributes: only side effects are invalidated.
+        self.settle(Some(ino.0));
+        let st = match r {
+            Ok(st) => st,
+            Err(e) => {
+                // An open file with no name left: its descriptor serves.
+                let h = match &handle {
+                    Some(h) if e.errno() == rustix::io::Errno::NOENT && (nothing || size.is_some()) => h,
+                    _ => return reply.error(errno(&e)),
+                };
+                let r = size.map_or(Ok(()), |sz| rustix::fs::ftruncate(&h.fd, sz)).and_then(|()| {
+                    let st = rustix::fs::fstat(&h.fd)?;
+                    match self.mode_after_kill(req, &st, false) {
+                        Some(m) => {
+                            rustix::fs::fchmod(&h.fd, Mode::from_raw_mode(m)).and_then(|()| rustix::fs::fstat(&h.fd))
                         }
-                        Err(e) => reply.error(rerr(e)),
+                        None => Ok(st),
                     }
-                }
-                _ => reply.error(errno(&e)),
+                });
+                return match r {
+                    Ok(mut st) => {
+                        self.ov.fix_stat(h.node, &h.fd, &mut st);
+                        reply.attr(&Duration::ZERO, &attr(&st));
+                    }
+                    Err(e) => reply.error(rerr(e)),
+                };
+            }
+        };
+        // A truncate, or a write's request: clear the bits this caller may not keep.
+        let kill = if chown_kills_sgid {
+            Some(st.st_mode & 0o7777 & !libc::S_ISGID)
+        } else if size.is_some() || nothing {
+            self.mode_after_kill(req, &st, false)
+        } else {
+            None
+        };
+        match kill {
+            None => reply.attr(&TTL, &attr(&st)),
+            Some(m) => match self.ov.setattr(ino.0, Some(m), None, None, None, None, None) {
+                Ok(st) => reply.attr(&TTL, &attr(&st)),
+                Err(e) => reply.error(errno(&e)),
             },
         }
     }
@@ -454,9 +617,9 @@ impl Filesystem for OverlayFs {
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
         let creds = Creds { uid: req.uid(), gid: req.gid() };
-        let r = self
-            .settled(self.ov.create(newparent.0, newname, NewKind::Link(ino.0), 0, creds))
-            .map(|(id, st, _)| (id, st));
+        let r = self.ov.create(newparent.0, newname, NewKind::Link(ino.0), 0, creds).map(|(id, st, _)| (id, st));
+        // The source's copy-up changed its attributes; the reply carries them.
+        self.settle(Some(ino.0));
         self.entry(reply, r);
     }
 
@@ -500,15 +663,10 @@ impl Filesystem for OverlayFs {
                 let mut a = attr(&st);
                 a.ino = INodeNo(id);
                 match backing {
-                    Some(b) => reply.created_passthrough(
-                        &ttl_for(&st),
-                        &a,
-                        Generation(0),
-                        FileHandle(fh),
-                        FopenFlags::empty(),
-                        &b,
-                    ),
-                    None => reply.created(&ttl_for(&st), &a, Generation(0), FileHandle(fh), FopenFlags::empty()),
+                    Some(b) => {
+                        reply.created_passthrough(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty(), &b)
+                    }
+                    None => reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty()),
                 }
             }
             Ok((_, _, None)) => reply.error(FErrno::EIO),
@@ -546,12 +704,12 @@ impl Filesystem for OverlayFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
@@ -560,6 +718,22 @@ impl Filesystem for OverlayFs {
             Ok(h) => h,
             Err(e) => return reply.error(e),
         };
+        if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+            // Before the data, as the VFS does. The reply carries no
+            // attributes: the kernel is told the mode changed.
+            let st = match rustix::fs::fstat(&h.fd) {
+                Ok(st) => st,
+                Err(e) => return reply.error(rerr(e)),
+            };
+            if let Some(mode) = self.mode_after_kill(req, &st, true) {
+                if let Err(e) = rustix::fs::fchmod(&h.fd, Mode::from_raw_mode(mode)) {
+                    return reply.error(rerr(e));
+                }
+                if let Some(n) = self.notifier.get() {
+                    self.inval_attr(n, h.node);
+                }
+            }
+        }
         let mut done = 0usize;
         while done < data.len() {
             match rustix::io::pwrite(&h.fd, &data[done..], offset + done as u64) {
@@ -604,6 +778,10 @@ impl Filesystem for OverlayFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if self.no_opendir {
+            // Never asked again: READDIR then comes without a handle.
+            return reply.error(FErrno::ENOSYS);
+        }
         // A live node's type is known without a stat; an unlinked or unknown
         // one is asked about.
         let is_dir = match self.ov.known_dir(ino.0) {
@@ -625,11 +803,10 @@ impl Filesystem for OverlayFs {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let handle = match self.listing(ino.0, fh.0) {
-            Ok(h) => h,
+        let entries = match self.listing(ino.0, fh.0, offset) {
+            Ok(l) => l,
             Err(e) => return reply.error(e),
         };
-        let entries = handle.get().map(Vec::as_slice).unwrap_or_default();
         let mut off = offset;
         if off == 0 {
             if reply.add(ino, 1, FType::Directory, ".") {
@@ -643,20 +820,21 @@ impl Filesystem for OverlayFs {
             }
             off = 2;
         }
-        for (i, e) in entries.iter().enumerate().skip((off - 2) as usize) {
-            if reply.add(INodeNo(e.ino), i as u64 + 3, ftype(e.kind), OsStr::from_bytes(&e.name)) {
+        let rest = after(&entries, off);
+        for (c, e) in rest {
+            if reply.add(INodeNo(e.ino), *c, ftype(e.kind), OsStr::from_bytes(&e.name)) {
                 break;
             }
         }
+        self.listing_read(ino.0, fh.0, offset, rest);
         reply.ok();
     }
 
     fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let handle = match self.listing(ino.0, fh.0) {
-            Ok(h) => h,
+        let entries = match self.listing(ino.0, fh.0, offset) {
+            Ok(l) => l,
             Err(e) => return reply.error(e),
         };
-        let entries = handle.get().map(Vec::as_slice).unwrap_or_default();
         let mut off = offset;
         if off < 2 {
             // `.` and `..` carry no lookup; the kernel ignores their attributes.
@@ -675,7 +853,8 @@ impl Filesystem for OverlayFs {
             }
             off = 2;
         }
-        for (i, e) in entries.iter().enumerate().skip((off - 2) as usize) {
+        let rest = after(&entries, off);
+        for (c, e) in rest {
             let name = OsStr::from_bytes(&e.name);
             // Each entry returned counts as a lookup; one that does not fit
             // in the buffer is forgotten again.
@@ -684,12 +863,13 @@ impl Filesystem for OverlayFs {
             };
             let mut a = attr(&st);
             a.ino = INodeNo(id);
-            let ttl = ttl_for(&st);
-            if reply.add(INodeNo(id), i as u64 + 3, name, &ttl, &a, Generation(0)) {
+            // One lifetime for both: a hard link's attributes are not kept either.
+            if reply.add(INodeNo(id), *c, name, &entry_ttl(&st), &a, Generation(0)) {
                 self.ov.forget(id, 1);
                 break;
             }
         }
+        self.listing_read(ino.0, fh.0, offset, rest);
         reply.ok();
     }
 

@@ -4,6 +4,7 @@
 //! - [`overlay`]: the union as a plain typed API (lookup, readdir, create,
 //!   rename, copy-up, …) over layer directories;
 //! - [`fuse`]: the adapter serving that API through `fuser`;
+//! - [`killpriv`]: which setuid/setgid bits a write or truncate clears;
 //! - [`options`]: the fuse-overlayfs / mount.fuse command line;
 //! - [`mount`]: mounting, in the foreground or as a daemon;
 //! - [`sys`]: the one module with `unsafe` (`fork`).
@@ -12,6 +13,7 @@ pub mod copy_up;
 pub mod error;
 pub mod fuse;
 pub mod ino;
+pub mod killpriv;
 pub mod layer;
 pub mod mount;
 pub mod options;

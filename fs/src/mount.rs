@@ -142,7 +142,7 @@ fn serve(opts: &Options, ready: Option<OwnedFd>) -> Result<()> {
     let ov = Overlay::new(&cfg)?;
     let mp = check_mountpoint(&opts.mountpoint, &ov.layer_roots())?;
     let ov_read_only = ov.read_only();
-    let fs = OverlayFs::new(ov, opts.readdirplus);
+    let fs = OverlayFs::new(ov, !opts.no_readdirplus);
     let notifier = fs.notifier_slot();
     let fd = mount_fuse(&mp, opts, ov_read_only)?;
     let session = match fuser::Session::from_fd(fs, fd, SessionACL::All, session_config()) {

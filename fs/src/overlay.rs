@@ -371,10 +371,11 @@ pub struct Overlay {
     ns: RwLock<()>,
     inos: InoMap,
     tmp_seq: AtomicU64,
-    /// Directories copied up since the last `take_copied_dirs`: their
-    /// attributes changed (a merged directory reports one link) without the
-    /// kernel having asked for a change on them.
-    copied_dirs: Mutex<Vec<u64>>,
+    /// Nodes copied up since the last `take_copied`, and their parents:
+    /// their attributes changed (a merged directory reports one link, a file
+    /// copy has its own ctime and blocks, a parent a new ctime) without the
+    /// kernel having asked for that change.
+    copied: Mutex<Vec<u64>>,
 }
 
 /// Result of resolving a name.
@@ -427,7 +428,7 @@ impl Overlay {
             ns: RwLock::new(()),
             inos,
             tmp_seq: AtomicU64::new(0),
-            copied_dirs: Mutex::new(Vec::new()),
+            copied: Mutex::new(Vec::new()),
         };
         if let Some(u) = &ov.upper {
             copy_up::clean_work_dir(&u.work)?;
@@ -927,9 +928,12 @@ impl Overlay {
         Ok(st)
     }
 
-    /// The directories copied up since the last call (see `copied_dirs`).
-    pub fn take_copied_dirs(&self) -> Vec<u64> {
-        std::mem::take(&mut *self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()))
+    /// The nodes copied up since the last call (see `copied`), each once.
+    pub fn take_copied(&self) -> Vec<u64> {
+        let mut v = std::mem::take(&mut *self.copied.lock().unwrap_or_else(|e| e.into_inner()));
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// Whether a node is a live directory, from the node table alone (no
@@ -998,17 +1002,27 @@ impl Overlay {
         for l in node.lowers.iter() {
             layers.push((&self.lowers[l.layer], l.path.clone()));
         }
-        for (layer, p) in layers {
+        // What the lower layers hold, read on the way, is the directory's
+        // index for lookups (see `lower_names`) when it merges enough lower
+        // layers to use one: the lookups that follow a listing (`ls -l`, a
+        // READDIRPLUS) then list nothing again.
+        let mut index = (node.lowers.len() >= LOWER_NAMES_MIN && node.lower_names.is_none()).then(LowerNames::new);
+        for (i, (layer, p)) in layers.into_iter().enumerate() {
+            // Position in `node.lowers` (meaningful for lower layers only).
+            let pos = i.wrapping_sub(node.upper as usize);
             let dirfd = layer.open_dir(&p).ctx("open directory")?;
             let names = layer::read_entries(&dirfd).ctx("read directory")?;
             let mut hidden_here: Vec<Vec<u8>> = Vec::new();
+            let mut oci_whiteouts: Vec<Vec<u8>> = Vec::new();
             for (name, ino, ft) in names {
-                if seen.contains(&name) {
+                let indexing = layer.lower && index.as_ref().is_some_and(|m| !m.contains_key(&name));
+                if seen.contains(&name) && !indexing {
                     continue;
                 }
                 if layer.lower && name.starts_with(WH_PREFIX) {
                     if name.as_slice() != WH_OPAQUE {
                         hidden_here.push(name[WH_PREFIX.len()..].to_vec());
+                        oci_whiteouts.push(name[WH_PREFIX.len()..].to_vec());
                     }
                     continue;
                 }
@@ -1017,15 +1031,36 @@ impl Overlay {
                     let st = rustix::fs::statat(&dirfd, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
                         .ctx("stat entry")?;
                     if layer::is_whiteout(&st) {
+                        if let (Some(m), true) = (index.as_mut(), indexing) {
+                            m.insert(name.clone(), LowerName::Whiteout);
+                        }
                         hidden_here.push(name);
                         continue;
                     }
                     ft = FileType::from_raw_mode(st.st_mode);
                 }
+                if let (Some(m), true) = (index.as_mut(), indexing) {
+                    m.insert(name.clone(), LowerName::At(pos));
+                }
+                if seen.contains(&name) {
+                    continue;
+                }
                 seen.insert(name.clone());
                 out.push(DirEntry { name, kind: ft, ino: self.inos.map(layer.dev, ino) });
             }
+            // A `.wh.NAME` hides NAME below its layer, not in it (as `lower_names` reads it).
+            if let (Some(m), true) = (index.as_mut(), layer.lower) {
+                for w in oci_whiteouts {
+                    m.entry(w).or_insert(LowerName::Whiteout);
+                }
+            }
             seen.extend(hidden_here);
+        }
+        if let Some(m) = index {
+            let m = Arc::new(m);
+            self.set_node(id, |n| {
+                n.lower_names.get_or_insert(m);
+            });
         }
         Ok(out)
     }
@@ -1109,9 +1144,8 @@ impl Overlay {
         }
         rustix::fs::utimensat(&u.layer.fd, layer::at(&ppath), &parent_times, AtFlags::empty())
             .ctx("restore parent times")?;
-        if node.is_dir {
-            self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()).push(id);
-        }
+        // The parent's ctime changed too (its times are restored, not its ctime).
+        self.copied.lock().unwrap_or_else(|e| e.into_inner()).extend([id, parent]);
         self.set_node(id, |n| {
             if is_primary {
                 n.upper = true;
@@ -1208,11 +1242,24 @@ impl Overlay {
         layer.open_beneath(&p, f, Mode::empty()).ctx("open")
     }
 
-    fn check_absent(&self, parent: u64, pnode: &Node, ppath: &[u8], name: &[u8]) -> Result<()> {
-        if self.resolve(parent, pnode, ppath, name)?.is_some() {
-            return Err(Error::errno_only("create", Errno::EXIST));
+    /// EEXIST unless `name` is free in the directory `parent`; whether the
+    /// upper layer holds a whiteout there (`false` when the parent is not in
+    /// the upper yet: its copy-up brings no entries). The upper is probed
+    /// once; lower layers only when the parent merges some.
+    fn check_absent(&self, parent: u64, pnode: &Node, ppath: &[u8], name: &[u8]) -> Result<bool> {
+        let exists = || Err(Error::errno_only("create", Errno::EXIST));
+        if let (true, Some(u)) = (pnode.upper, &self.upper) {
+            match u.layer.probe(&join(ppath, name))? {
+                Probe::Whiteout => return Ok(true),
+                Probe::Missing if pnode.lowers.is_empty() => return Ok(false),
+                Probe::Missing => {}
+                Probe::NonDir(_) | Probe::Dir { .. } => return exists(),
+            }
         }
-        Ok(())
+        if self.resolve(parent, pnode, ppath, name)?.is_some() {
+            return exists();
+        }
+        Ok(false)
     }
 
     /// Create a new object; returns its node id, attributes and, for files, an open descriptor.
@@ -1234,7 +1281,7 @@ impl Overlay {
         if pnode.unlinked {
             return Err(Error::errno_only("create in removed directory", Errno::NOENT));
         }
-        self.check_absent(parent, &pnode, &ppath, name)?;
+        let over_whiteout = self.check_absent(parent, &pnode, &ppath, name)?;
         self.copy_up(parent, true)?;
         let pst = u.layer.stat(&ppath).ctx("stat parent")?;
         let gid = if pst.st_mode & 0o2000 != 0 { pst.st_gid } else { creds.gid };
@@ -1243,7 +1290,6 @@ impl Overlay {
             perm |= 0o2000;
         }
         let path = join(&ppath, name);
-        let over_whiteout = matches!(u.layer.stat(&path), Ok(st) if layer::is_whiteout(&st));
         let mut src_ino = None;
         let mut link_src = None;
         if let NewKind::Link(src) = kind {
@@ -1556,7 +1602,7 @@ impl Overlay {
                             layer::at(&dpath),
                             rflags,
                         );
-                        self.copied_dirs.lock().unwrap_or_else(|e| e.into_inner()).push(parent);
+                        self.copied.lock().unwrap_or_else(|e| e.into_inner()).push(parent);
                         if let Err(e) = r {
                             return Err(Error::Sys { op: "rename", errno: e });
                         }

@@ -68,7 +68,11 @@ impl Stack {
     }
     /// strata-overlayfs with exactly these `-o` options on `mnt`.
     fn mount_opts(&self, opts: &str) -> Mounted {
-        let out = Command::new(BIN).arg("-o").arg(opts).arg(self.p("mnt")).output().unwrap();
+        self.mount_opts_env(opts, &[])
+    }
+    /// `mount_opts` with these environment variables for the daemon.
+    fn mount_opts_env(&self, opts: &str, env: &[(&str, &str)]) -> Mounted {
+        let out = Command::new(BIN).envs(env.iter().copied()).arg("-o").arg(opts).arg(self.p("mnt")).output().unwrap();
         assert!(out.status.success(), "mount failed: {}", String::from_utf8_lossy(&out.stderr));
         Mounted { path: self.p("mnt") }
     }
@@ -559,7 +563,7 @@ fn special_files_and_xattrs() {
 }
 
 #[test]
-fn readdirplus_mode_lists_the_same_tree() {
+fn readdirplus_lists_the_same_tree_as_readdir() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !can_mount() {
         return;
@@ -573,8 +577,8 @@ fn readdirplus_mode_lists_the_same_tree() {
         std::os::unix::fs::symlink("target", s.lower(i).join(format!("d/sub/l{i}"))).unwrap();
     }
     mknod_whiteout(&s.lower(0).join("d/f1_7"));
-    let plain = tree(&s.mount().path);
-    let m = s.mount_with(",readdirplus");
+    let plain = tree(&s.mount_with(",noreaddirplus").path);
+    let m = s.mount();
     assert_eq!(tree(&m.path), plain);
     assert_eq!(plain.iter().filter(|l| l.starts_with("d/f")).count(), 899);
     // Twice: the second scan is answered from nodes the first one created.
@@ -726,4 +730,259 @@ fn deep_stack_reads_as_the_kernel_reads_it() {
     let m = s.mount();
     assert_eq!(probe(&m.path), want_probe, "lookups by name");
     assert_eq!(tree(&m.path), want_tree, "listing");
+    drop(m);
+    // Listing first: the lookups that follow use what the listing read.
+    let m = s.mount();
+    assert_eq!(tree(&m.path), want_tree, "listing on a fresh mount");
+    assert_eq!(probe(&m.path), want_probe, "lookups after the listing");
+}
+
+/// A `security.capability` value (VFS revision 2, CAP_NET_RAW permitted).
+const FILE_CAP: [u8; 20] = [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+fn has_file_cap(p: &Path) -> bool {
+    let mut buf = [0u8; 64];
+    rustix::fs::lgetxattr(p, "security.capability", &mut buf[..]).is_ok()
+}
+
+/// Run a shell script in `root` as uid/gid 65534 (no supplementary groups)
+/// or, with `as_root`, as root.
+fn sh_in(root: &Path, script: &str, as_root: bool) {
+    let mut c = if as_root {
+        Command::new("sh")
+    } else {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh"]);
+        c
+    };
+    let st = c.args(["-c", script, "sh"]).arg(root).status().unwrap();
+    assert!(st.success(), "script failed in {}: {script}", root.display());
+}
+
+#[test]
+fn writes_truncates_and_chowns_clear_setuid_and_caps_as_the_kernel_does() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    fs::set_permissions(s.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(s.lower(0), fs::Permissions::from_mode(0o777)).unwrap();
+    // name, mode, with a file capability
+    let files: [(&str, u32, bool); 10] = [
+        ("user_append", 0o6777, false),
+        ("user_append_sgid_nogx", 0o2767, false),
+        ("user_truncate", 0o6777, true),
+        ("user_append_caps", 0o4777, true),
+        ("user_again", 0o6777, false),
+        ("root_append", 0o6777, false),
+        ("root_append_caps", 0o6777, true),
+        ("root_chown", 0o6777, true),
+        ("root_truncate", 0o6777, false),
+        // Owned by the user, group 0: the user's chgrp clears setgid.
+        ("user_chgrp", 0o2764, false),
+    ];
+    for (name, mode, cap) in files {
+        write(s.lower(0).join(name), b"data");
+        fs::set_permissions(s.lower(0).join(name), fs::Permissions::from_mode(mode)).unwrap();
+        if cap {
+            rustix::fs::setxattr(
+                s.lower(0).join(name),
+                "security.capability",
+                &FILE_CAP,
+                rustix::fs::XattrFlags::empty(),
+            )
+            .unwrap();
+        }
+    }
+    std::os::unix::fs::chown(s.lower(0).join("user_chgrp"), Some(65534), Some(0)).unwrap();
+    fs::set_permissions(s.lower(0).join("user_chgrp"), fs::Permissions::from_mode(0o2764)).unwrap();
+    let run = |root: &Path| -> Vec<(String, u32, bool)> {
+        // Stat everything first: cached attributes must not hide the changes.
+        let before: Vec<u32> = files.iter().map(|(n, _, _)| fs::metadata(root.join(n)).unwrap().mode()).collect();
+        assert!(before.iter().all(|m| m & 0o6000 != 0));
+        sh_in(
+            root,
+            "cd \"$1\" && printf x >> user_append && printf x >> user_append_sgid_nogx && truncate -s 1 user_truncate \
+             && printf x >> user_append_caps && printf x >> user_again && chgrp 65534 user_chgrp",
+            false,
+        );
+        sh_in(
+            root,
+            "cd \"$1\" && printf x >> root_append && printf x >> root_append_caps && chown 1:1 root_chown \
+             && truncate -s 1 root_truncate && chmod 6777 user_again",
+            true,
+        );
+        // Set again through the mount (the kernel forgets what it knew), cleared again.
+        sh_in(root, "cd \"$1\" && printf y >> user_again", false);
+        files
+            .iter()
+            .map(|(n, _, _)| (n.to_string(), fs::metadata(root.join(n)).unwrap().mode(), has_file_cap(&root.join(n))))
+            .collect()
+    };
+    let expected = {
+        let k = s.mount_kernel("kupper", "kwork", "kmnt");
+        run(&k.path)
+    };
+    // What the kernel does (checked here so a change of the kernel shows as such).
+    assert_eq!(expected[0].1 & 0o7777, 0o777, "{expected:?}");
+    assert_eq!(expected[1].1 & 0o7777, 0o767, "{expected:?}");
+    assert_eq!(expected[5].1 & 0o7777, 0o6777, "{expected:?}");
+    assert_eq!(expected[9].1 & 0o7777, 0o764, "{expected:?}");
+    assert!(!expected[6].2 && !expected[3].2, "{expected:?}");
+    for passthrough in [true, false] {
+        let _ = fs::remove_dir_all(s.p("upper"));
+        let _ = fs::remove_dir_all(s.p("work"));
+        fs::create_dir(s.p("upper")).unwrap();
+        fs::create_dir(s.p("work")).unwrap();
+        let env: &[(&str, &str)] = if passthrough { &[] } else { &[("STRATA_NO_PASSTHROUGH", "1")] };
+        let m = s.mount_opts_env(&s.opts(), env);
+        assert_eq!(run(&m.path), expected, "passthrough {passthrough}");
+    }
+}
+
+#[test]
+fn cached_names_and_attributes_follow_every_change() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    let l = s.lower(0);
+    write(l.join("h1"), b"hard");
+    fs::hard_link(l.join("h1"), l.join("h2")).unwrap();
+    write(l.join("f"), b"lower file");
+    write(l.join("g"), b"g");
+    fs::create_dir_all(l.join("d/sub")).unwrap();
+    write(l.join("d/sub/x"), b"x");
+    fs::create_dir(l.join("big")).unwrap();
+    for i in 0..2000 {
+        write(l.join(format!("big/entry-with-a-longish-name-{i:05}")), b"");
+    }
+    let m = s.mount();
+    let md = |p: &str| fs::symlink_metadata(m.p(p)).unwrap();
+    let names = |p: &str| {
+        let mut v: Vec<String> =
+            fs::read_dir(m.p(p)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    // Everything is looked at once, so the kernel caches it.
+    for p in ["h1", "h2", "f", "g", "d", "d/sub", "d/sub/x"] {
+        md(p);
+    }
+    assert_eq!(names("big").len(), 2000);
+    assert!(fs::symlink_metadata(m.p("new")).is_err());
+
+    // A lower hard link changed through one name: the other shows it at once.
+    fs::OpenOptions::new().append(true).open(m.p("h1")).unwrap().write_all(b"-more").unwrap();
+    assert_eq!(md("h2").len(), 9);
+    assert_eq!(read(m.p("h2")), b"hard-more");
+    fs::set_permissions(m.p("h2"), fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(md("h1").mode() & 0o7777, 0o600);
+    fs::remove_file(m.p("h1")).unwrap();
+    assert_eq!(md("h2").nlink(), 1);
+
+    // Upper hard links.
+    write(m.p("u1"), b"u");
+    fs::hard_link(m.p("u1"), m.p("u2")).unwrap();
+    assert_eq!(md("u1").nlink(), 2);
+    fs::OpenOptions::new().append(true).open(m.p("u2")).unwrap().write_all(b"uu").unwrap();
+    assert_eq!(md("u1").len(), 3);
+    fs::remove_file(m.p("u2")).unwrap();
+    assert_eq!(md("u1").nlink(), 1);
+
+    // A copy-up by an open for writing (its reply carries no attributes):
+    // the file now has the upper copy's ctime and blocks, its parent a new ctime.
+    md("");
+    drop(fs::OpenOptions::new().write(true).open(m.p("f")).unwrap());
+    let ctime = |m: fs::Metadata| (m.ctime(), m.ctime_nsec());
+    assert_eq!(ctime(md("f")), ctime(fs::symlink_metadata(s.p("upper/f")).unwrap()), "ctime after copy-up");
+    assert_eq!(ctime(md("")), ctime(fs::symlink_metadata(s.p("upper")).unwrap()), "parent's ctime after copy-up");
+
+    // A directory copied up as a side effect (a create two levels down): a
+    // merged directory has one link, as the kernel's overlay says.
+    assert_eq!(md("d").nlink(), 3);
+    write(m.p("d/sub/y"), b"y");
+    assert_eq!(md("d").nlink(), 1);
+    assert_eq!(md("d/sub").nlink(), 1);
+
+    // Rename: the old name is gone at once, the new one is there.
+    fs::rename(m.p("g"), m.p("g2")).unwrap();
+    assert_eq!(fs::symlink_metadata(m.p("g")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(read(m.p("g2")), b"g");
+    // A cached miss becomes a name.
+    fs::hard_link(m.p("g2"), m.p("new")).unwrap();
+    assert_eq!(read(m.p("new")), b"g");
+    assert_eq!(md("g2").nlink(), 2);
+
+    // Listings (cached by the kernel) follow creates, unlinks, renames.
+    write(m.p("big/added"), b"");
+    fs::remove_file(m.p("big/entry-with-a-longish-name-00007")).unwrap();
+    fs::rename(m.p("g2"), m.p("big/moved")).unwrap();
+    let listed = names("big");
+    assert_eq!(listed.len(), 2001);
+    assert!(listed.contains(&"added".to_string()) && listed.contains(&"moved".to_string()));
+    assert!(!listed.contains(&"entry-with-a-longish-name-00007".to_string()));
+    assert_eq!(names("big"), listed, "a second pass lists the same");
+    // Two readers at once.
+    let both = std::thread::scope(|sc| {
+        let a = sc.spawn(|| names("big"));
+        let b = sc.spawn(|| names("big"));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(both, (listed.clone(), listed));
+
+    // Symlinks (their targets are cached): a new link under an old name.
+    std::os::unix::fs::symlink("one", m.p("sym")).unwrap();
+    assert_eq!(fs::read_link(m.p("sym")).unwrap(), Path::new("one"));
+    fs::remove_file(m.p("sym")).unwrap();
+    std::os::unix::fs::symlink("two", m.p("sym")).unwrap();
+    assert_eq!(fs::read_link(m.p("sym")).unwrap(), Path::new("two"));
+    std::os::unix::fs::symlink("three", m.p("sym3")).unwrap();
+    fs::rename(m.p("sym3"), m.p("sym")).unwrap();
+    assert_eq!(fs::read_link(m.p("sym")).unwrap(), Path::new("three"));
+}
+
+#[test]
+fn a_listing_read_on_after_changes_by_another_reader_misses_nothing() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_mount() {
+        return;
+    }
+    let s = Stack::new(1);
+    fs::create_dir(s.lower(0).join("d")).unwrap();
+    let all: Vec<String> = (0..400).map(|i| format!("a-name-long-enough-to-need-several-reads-{i:04}")).collect();
+    for n in &all {
+        write(s.lower(0).join("d").join(n), b"");
+    }
+    let m = s.mount();
+    let dir = rustix::fs::open(m.p("d"), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY, 0.into()).unwrap();
+    let mut buf = vec![std::mem::MaybeUninit::new(0u8); 1024];
+    let mut raw = rustix::fs::RawDir::new(&dir, &mut buf);
+    let mut seen = Vec::new();
+    // The first few names, then another reader removes them and lists the
+    // directory from the start, then the first reader goes on.
+    while seen.len() < 30 {
+        let e = raw.next().unwrap().unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            seen.push(name);
+        }
+    }
+    for n in &seen[..20] {
+        fs::remove_file(m.p("d").join(n)).unwrap();
+    }
+    assert_eq!(fs::read_dir(m.p("d")).unwrap().count(), 380);
+    while let Some(e) = raw.next() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            seen.push(name);
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "no entry twice");
+    assert_eq!(sorted, all, "every entry once (the removed ones were seen before they went)");
 }

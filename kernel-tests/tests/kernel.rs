@@ -402,6 +402,18 @@ fn metadata_copy_up() {
     check("metadata_copy_up", case);
 }
 
+/// A chown that changes nothing (-1:-1) reaches the filesystem as a SETATTR
+/// without attributes; the kernel's overlay still copies the directory and
+/// its parent up (found by the differential test).
+#[test]
+fn chown_to_nothing_copies_up() {
+    let case = Case::new(
+        Stack::new(vec![LayerSpec::new().file("dir1/sub/z", ""), LayerSpec::new(), LayerSpec::new()]),
+        vec![Op::chown("dir1/sub", None, None)],
+    );
+    check("chown_to_nothing_copies_up", case);
+}
+
 /// Case reproducers print as code and parse back (compile-time check of the
 /// builder API the printed reproducers use).
 #[test]
