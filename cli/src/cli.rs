@@ -223,6 +223,8 @@ pub enum Command {
     Cp(CpArgs),
     /// Show version information.
     Version(FormatArgs),
+    /// Run a command in strata's user namespace (an unprivileged user's; the host's for root).
+    Unshare(UnshareArgs),
     /// Display system-wide information.
     Info(FormatArgs),
     /// Download an image from a registry.
@@ -604,6 +606,14 @@ pub struct PruneArgs {
     /// Provide filter values (e.g. "until=<timestamp>", "label=…").
     #[arg(long = "filter")]
     pub filter: Vec<String>,
+}
+
+/// `unshare [COMMAND [ARG...]]`
+#[derive(Args, Debug)]
+pub struct UnshareArgs {
+    /// The command and its arguments (default: $SHELL, else /bin/sh).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// `system prune`

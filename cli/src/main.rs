@@ -6,6 +6,7 @@ mod commands;
 mod format;
 mod interrupt;
 mod printer;
+mod rootless;
 mod settings;
 
 use std::io::ErrorKind;
@@ -53,6 +54,12 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return ExitCode::from(code),
     };
+    // Before any thread starts: an unprivileged user's commands run in the
+    // user's own user and mount namespace.
+    if let Err(e) = rootless::enter() {
+        eprintln!("{}", printer::error_text(&e));
+        return ExitCode::from(125);
+    }
     if args.debug {
         let _ = tracing_subscriber::fmt().with_env_filter("debug").with_writer(std::io::stderr).try_init();
     }

@@ -161,6 +161,7 @@ pub fn prepare_with(store: &Store, c: &Container, run: &RunConfig, img: &ImageRu
             seccomp,
             init_binary: init.as_deref(),
             host_hostname: &host_hostname(),
+            rootless: std::env::var_os(ROOTLESS_ENV).is_some(),
         };
         let spec = spec::build(&img, run, &inputs)?;
         let bundle = d.join("bundle");
@@ -208,6 +209,10 @@ pub struct Attachment {
 /// connect to it. Call without holding the store lock: the monitor may need
 /// it. The monitor starts the container once connected to; read frames
 /// from the returned attachment to learn whether it did.
+/// Set in the environment of a process that runs in an unprivileged
+/// user's namespace (the CLI sets it when it enters one).
+pub const ROOTLESS_ENV: &str = "STRATA_ROOTLESS_UID";
+
 pub fn spawn_monitor(store: &Store, c: &Container, exe: &Path) -> Result<Attachment> {
     let d = dir(store, &c.id);
     let sock = d.join(attach::SOCKET);

@@ -152,6 +152,10 @@ pub struct SpecInputs<'a> {
     pub init_binary: Option<&'a Path>,
     /// The host's hostname (used with `--network host`).
     pub host_hostname: &'a str,
+    /// Run by an unprivileged user inside its user namespace: no cgroup of
+    /// our own and no device rules (the machine delegates no cgroups to the
+    /// user; the runtime's rootless mode runs in the caller's cgroup).
+    pub rootless: bool,
 }
 
 /// The hostname of a container: `--hostname`, the host's with `--network
@@ -297,11 +301,11 @@ pub fn build(image: &ImageRuntime, run: &RunConfig, inp: &SpecInputs) -> Result<
     if run.network_mode() != "host" {
         namespaces.push(json!({"type": "network"}));
     }
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "resources": {"devices": [{"allow": run.privileged, "access": "rwm"}]},
-        "cgroupsPath": format!("/strata/{}", inp.id),
-    });
+    let mut linux = json!({ "namespaces": namespaces });
+    if !inp.rootless {
+        linux["resources"] = json!({"devices": [{"allow": run.privileged, "access": "rwm"}]});
+        linux["cgroupsPath"] = json!(format!("/strata/{}", inp.id));
+    }
     if !run.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
@@ -352,6 +356,7 @@ mod tests {
             seccomp: None,
             init_binary: Some(Path::new("/usr/bin/docker-init")),
             host_hostname: "host1",
+            rootless: false,
         }
     }
 

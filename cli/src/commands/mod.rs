@@ -28,6 +28,7 @@ mod system_df;
 mod system_info;
 mod system_prune;
 mod tag;
+mod unshare;
 mod volume;
 
 use anyhow::Result;
@@ -109,6 +110,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::System(SystemCommand::Prune(a)) => system_prune::run(&s, a),
         Command::System(SystemCommand::Check(a)) => system_check::run(&s, a),
         Command::Version(a) => system_info::version(a),
+        Command::Unshare(a) => unshare::run(a),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&s, a),
         Command::Builder(crate::cli::BuilderCommand::Prune(a)) => build::prune(&s, a),
         Command::Volume(v) => volume::run(&s, v),

@@ -87,6 +87,8 @@ pub fn info(s: &Settings, a: FormatArgs) -> Result<()> {
         "OperatingSystem": std::env::consts::OS,
         "Architecture": std::env::consts::ARCH,
         "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "Rootless": crate::rootless::rootless_uid().is_some(),
+        "IDMappings": {"UIDMap": id_map("uid_map"), "GIDMap": id_map("gid_map")},
     });
     let mut p = Printer::stdout();
     if let Some(f) = a.format.as_deref() {
@@ -105,5 +107,26 @@ pub fn info(s: &Settings, a: FormatArgs) -> Result<()> {
             p.line(&format!("  {k}: {v}"))?;
         }
     }
-    p.line(&format!(" Root Dir: {}", store.root().display()))
+    p.line(&format!(" Root Dir: {}", store.root().display()))?;
+    p.line(&format!(" Rootless: {}", crate::rootless::rootless_uid().is_some()))?;
+    for (what, file) in [("UID", "uid_map"), ("GID", "gid_map")] {
+        let m = id_map(file);
+        let shown: Vec<String> =
+            m.iter().map(|e| format!("{}->{} ({})", e["ContainerID"], e["HostID"], e["Size"])).collect();
+        p.line(&format!("  {what} Mappings: {}", shown.join(", ")))?;
+    }
+    Ok(())
+}
+
+/// This process's ID map (`/proc/self/uid_map` or `gid_map`), podman's
+/// `idMappings` shape: inside ID, outside ID, count.
+fn id_map(file: &str) -> Vec<Value> {
+    std::fs::read_to_string(format!("/proc/self/{file}"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            (f.len() == 3).then(|| json!({"ContainerID": f[0], "HostID": f[1], "Size": f[2]}))
+        })
+        .collect()
 }
