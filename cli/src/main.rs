@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     };
     // Before any thread starts: an unprivileged user's commands run in the
     // user's own user and mount namespace.
-    if let Err(e) = rootless::enter() {
+    if let Err(e) = rootless::enter(args.root.as_deref()) {
         eprintln!("{}", printer::error_text(&e));
         return ExitCode::from(125);
     }

@@ -36,23 +36,25 @@ pub struct Range {
     pub count: u32,
 }
 
-/// The uid of the user strata runs for, if it runs rootless (in its
-/// namespace already or about to enter it).
+/// The uid of the user strata runs for, if it runs rootless (in the
+/// user's namespace, entered by [`enter`]).
 pub fn rootless_uid() -> Option<u32> {
-    if let Some(u) = std::env::var_os(ROOTLESS_ENV).and_then(|v| v.to_str()?.parse().ok()) {
-        return Some(u);
-    }
-    let euid = rustix::process::geteuid();
-    (!euid.is_root()).then(|| euid.as_raw())
+    std::env::var_os(ROOTLESS_ENV).and_then(|v| v.to_str()?.parse().ok())
 }
 
 /// Join (creating it if needed) this user's namespace. Does nothing for
-/// root or inside the namespace already. Must run before any thread starts.
-pub fn enter() -> Result<()> {
+/// root, inside the namespace already, or for a store `root` given on the
+/// command line that belongs to somebody else (the user may read it, not
+/// write it, namespace or not: reads work as they are). Must run before
+/// any thread starts.
+pub fn enter(root: Option<&Path>) -> Result<()> {
     if rustix::process::geteuid().is_root() {
         return Ok(());
     }
     let uid = rustix::process::getuid().as_raw();
+    if root.and_then(|r| std::fs::metadata(r).ok()).is_some_and(|m| m.uid() != uid) {
+        return Ok(());
+    }
     let gid = rustix::process::getgid().as_raw();
     let dir = state_dir(uid);
     let pidfile = dir.join("pause.pid");

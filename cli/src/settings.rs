@@ -46,7 +46,7 @@ impl Settings {
 }
 
 fn default_root() -> PathBuf {
-    if crate::rootless::rootless_uid().is_none() {
+    if crate::rootless::rootless_uid().is_none() && rustix::process::geteuid().is_root() {
         return PathBuf::from("/var/lib/strata");
     }
     match std::env::var_os("XDG_DATA_HOME") {
