@@ -66,6 +66,8 @@ impl User {
         let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/images");
         fs::copy(images.join("min/ia-layered.min.tar"), dir.path().join("ia-layered.min.tar")).unwrap();
         let u = User { name: name.to_string(), uid: id("-u"), gid: id("-g"), dir, bin };
+        // What an earlier user with the same uid may have left.
+        let _ = fs::remove_dir_all(format!("/tmp/strata-{}", u.uid));
         fs::create_dir_all(u.data()).unwrap();
         assert!(sh(&["chown", "-R", &format!("{}:{}", u.uid, u.gid), u.data().to_str().unwrap()]).status.success());
         u
@@ -202,6 +204,42 @@ fn an_unprivileged_user_loads_changes_commits_saves_and_runs() {
     assert_eq!(first[0], "0", "{out}");
     assert_eq!(first[1].split_whitespace().collect::<Vec<_>>(), ["0", &u.uid.to_string(), "1"], "{out}");
     assert_eq!(u.ok(&["run", "--rm", "rl/committed:1", "cat /newfile"]), "hi\n");
+
+    // A build (its RUN steps are rootless containers too), owners kept.
+    let ctx = u.dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM ia/layered:1\nRUN echo built > /built && chown 1000:1000 /built\n")
+        .unwrap();
+    assert!(sh(&["chown", "-R", &format!("{}:{}", u.uid, u.gid), ctx.to_str().unwrap()]).status.success());
+    u.ok(&["build", "-q", "-t", "rl/built:1", ctx.to_str().unwrap()]);
+    assert_eq!(u.ok(&["run", "--rm", "rl/built:1", "stat -c '%u:%g' /built; cat /built"]), "1000:1000\nbuilt\n");
+
+    // -p: the forwarder needs no privileges for a port above 1024.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    u.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:8080"),
+        "ia/layered:1",
+        "printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhi' | nc -l -p 8080",
+    ]);
+    let mut got = String::new();
+    for _ in 0..50 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let _ = s.read_to_string(&mut got);
+            if got.ends_with("hi") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(got.ends_with("hi"), "no answer through -p: {got:?}");
+    u.ok(&["rm", "-f", "web"]);
 
     // One namespace for all the commands.
     assert_eq!(u.pause_pid().as_deref(), Some(pause.as_str()), "the pause process changed");
