@@ -617,7 +617,10 @@ impl Builder<'_> {
             }
             StageRef::Image(name) => {
                 let id = (self.resolve)(&name)?;
-                self.store.image(&id)?.top_layer()
+                let img = self.store.image(&id)?;
+                // Pinned: an `rmi` meanwhile cannot free what is copied from.
+                self.store.pin_image(&img)?;
+                img.top_layer()
             }
         };
         let parent = match &top {

@@ -197,7 +197,14 @@ fn start_pause(uid: u32, gid: u32) -> Result<u32> {
     Ok(pid)
 }
 
+/// Join the user and mount namespaces of `pid`. Joining a mount namespace
+/// moves the working directory to its root: it is restored, so relative
+/// paths on the command line mean what the user typed.
 fn join(pid: u32) -> Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let cwd = rustix::fs::open(".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(std::io::Error::from)
+        .context("open the working directory")?;
     for (ns, kind) in [("user", LinkNameSpaceType::User), ("mnt", LinkNameSpaceType::Mount)] {
         let path = format!("/proc/{pid}/ns/{ns}");
         let f = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
@@ -205,6 +212,9 @@ fn join(pid: u32) -> Result<()> {
             .map_err(std::io::Error::from)
             .with_context(|| format!("join the {ns} namespace of process {pid}"))?;
     }
+    rustix::process::fchdir(&cwd)
+        .map_err(std::io::Error::from)
+        .context("return to the working directory in the user's namespace")?;
     Ok(())
 }
 

@@ -211,7 +211,13 @@ fn an_unprivileged_user_loads_changes_commits_saves_and_runs() {
     fs::write(ctx.join("Dockerfile"), "FROM ia/layered:1\nRUN echo built > /built && chown 1000:1000 /built\n")
         .unwrap();
     assert!(sh(&["chown", "-R", &format!("{}:{}", u.uid, u.gid), ctx.to_str().unwrap()]).status.success());
-    u.ok(&["build", "-q", "-t", "rl/built:1", ctx.to_str().unwrap()]);
+    // A relative context: the working directory survives entering the namespace.
+    let o = u
+        .cmd("/usr/sbin:/usr/bin:/sbin:/bin", &["build", "-q", "-t", "rl/built:1", "ctx"])
+        .current_dir(u.dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "build with a relative context: {}", text(&o.stderr));
     assert_eq!(u.ok(&["run", "--rm", "rl/built:1", "stat -c '%u:%g' /built; cat /built"]), "1000:1000\nbuilt\n");
 
     // -p: the forwarder needs no privileges for a port above 1024.

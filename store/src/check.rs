@@ -43,8 +43,10 @@ impl fmt::Display for Finding {
 enum Repair {
     Image(Digest),
     Reference(Reference),
-    /// An unused or damaged layer (and the images that use it).
+    /// A damaged layer (and the images that use it).
     Layer(Digest),
+    /// A layer nothing uses (collected by GC, which decides afresh).
+    UnusedLayer(Digest),
     DriverLayer(String),
     Container(String),
     Blob(Digest),
@@ -142,20 +144,17 @@ pub fn check(store: &Store, quick: bool) -> Result<Vec<Finding>> {
     }
     for chain in &listed {
         if !used.contains(chain) && !parents.contains(chain) {
-            push(format!("layer {chain}"), "is used by no image or container".into(), Repair::Layer(chain.clone()));
+            push(
+                format!("layer {chain}"),
+                "is used by no image or container".into(),
+                Repair::UnusedLayer(chain.clone()),
+            );
         }
     }
 
     // Driver layers and mount records. Layers being staged or removed by a
     // live process are theirs.
-    if let Ok(rd) = std::fs::read_dir(store.root().join("layers")) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_prefix("tmp-").or_else(|| name.strip_prefix("gone-")) {
-                driver_refs.insert(id.to_string());
-            }
-        }
-    }
+    driver_refs.extend(staged_driver_layers(store));
     for id in store.driver().list()? {
         // `b-*`: the writable layer of a build step in progress.
         if !driver_refs.contains(&id) && !id.starts_with("b-") {
@@ -183,28 +182,85 @@ pub fn check(store: &Store, quick: bool) -> Result<Vec<Finding>> {
     Ok(out)
 }
 
+/// The driver layers of layers being staged or removed (`layers/tmp-*`,
+/// `layers/gone-*`).
+fn staged_driver_layers(store: &Store) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(store.root().join("layers")) else { return Vec::new() };
+    rd.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("tmp-").or_else(|| name.strip_prefix("gone-")).map(str::to_string)
+        })
+        .collect()
+}
+
+/// Whether a driver layer is referred to now (by a layer, one being staged
+/// or removed, or a container). Call under the publish lock.
+fn driver_layer_in_use(store: &Store, id: &str) -> Result<bool> {
+    if id.starts_with("b-") || staged_driver_layers(store).iter().any(|s| s == id) {
+        return Ok(true);
+    }
+    for c in Containers::new(store.root()).list()? {
+        if c.layer == id || c.init_layer.as_deref() == Some(id) {
+            return Ok(true);
+        }
+    }
+    let layers = store.layers();
+    for chain in layers.list()? {
+        if layers.get(&chain).ok().flatten().is_some_and(|l| l.cache_id == id) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Repair what [`check`] found. Returns the findings it could not repair
 /// (with why).
+///
+/// The findings were made without a lock while other commands may have
+/// run: under the publish lock each one is checked again before anything
+/// is removed (a reference or blob whose image has appeared, a driver
+/// layer a new layer or container uses, a container whose layer exists),
+/// and unused layers are left to GC, which decides afresh.
 pub fn repair(store: &Store, findings: &[Finding]) -> Result<Vec<(Finding, String)>> {
     let mut failed = Vec::new();
     let mut bad_layers = BTreeSet::new();
+    let mut driver_layers = Vec::new();
     {
         let _p = store.publish()?;
+        // References to images that are gone are dropped by loading the table.
         let mut repos = store.repositories()?;
         for f in findings {
             let r = match &f.repair {
-                Repair::Image(id) => remove_image_record(store, &mut repos, id),
-                Repair::Reference(r) => {
-                    repos.remove(r);
-                    Ok(())
+                Repair::Image(id) => {
+                    let still = match store.image(id) {
+                        Ok(img) => img.chain_ids().iter().any(|c| !store.layers().dir_of(c).is_dir()),
+                        Err(_) => store.imagedb().is_own(id),
+                    };
+                    if still {
+                        remove_image_record(store, &mut repos, id)
+                    } else {
+                        Ok(())
+                    }
                 }
+                Repair::Reference(_) | Repair::UnusedLayer(_) => Ok(()),
                 Repair::Layer(chain) => {
                     bad_layers.insert(chain.clone());
                     Ok(())
                 }
-                Repair::Container(id) => Containers::new(store.root()).remove(id),
-                Repair::Blob(d) => store.blobs().remove(d),
-                Repair::DriverLayer(_) | Repair::MountRecord(_) => Ok(()),
+                Repair::Container(id) => match Containers::new(store.root()).find(id) {
+                    Ok(c) if !store.driver().exists(&c.layer) => Containers::new(store.root()).remove(id),
+                    _ => Ok(()),
+                },
+                Repair::Blob(d) if !store.imagedb().exists(d) => store.blobs().remove(d),
+                Repair::Blob(_) => Ok(()),
+                Repair::DriverLayer(id) => {
+                    if !driver_layer_in_use(store, id)? {
+                        driver_layers.push((f, id.clone()));
+                    }
+                    Ok(())
+                }
+                Repair::MountRecord(_) => Ok(()),
             };
             if let Err(e) = r {
                 failed.push((f.clone(), e.to_string()));
@@ -230,14 +286,16 @@ pub fn repair(store: &Store, findings: &[Finding]) -> Result<Vec<(Finding, Strin
         }
     }
     store.prune_layers()?;
-    for f in findings {
-        let r = match &f.repair {
-            Repair::DriverLayer(id) => store.driver().remove(id),
-            Repair::MountRecord(id) => store.driver().unmount(id),
-            _ => Ok(()),
-        };
-        if let Err(e) = r {
+    for (f, id) in driver_layers {
+        if let Err(e) = store.driver().remove(&id) {
             failed.push((f.clone(), e.to_string()));
+        }
+    }
+    for f in findings {
+        if let Repair::MountRecord(id) = &f.repair {
+            if let Err(e) = store.driver().unmount(id) {
+                failed.push((f.clone(), e.to_string()));
+            }
         }
     }
     Ok(failed)

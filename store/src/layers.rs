@@ -116,11 +116,19 @@ impl<'a> Layers<'a> {
     }
 
     /// The layer with this chain ID, if stored.
+    /// A layer GC takes away while this reads it is `None`, not an error.
     pub fn get(&self, chain: &Digest) -> Result<Option<Layer>> {
         let dir = self.found(chain);
         if !dir.is_dir() {
             return Ok(None);
         }
+        match self.read_layer(chain, &dir) {
+            Err(_) if !dir.is_dir() => Ok(None),
+            r => r.map(Some),
+        }
+    }
+
+    fn read_layer(&self, chain: &Digest, dir: &Path) -> Result<Layer> {
         let read = |name: &str| -> Result<String> {
             let p = dir.join(name);
             Ok(fs::read_to_string(&p).at("read layer metadata", &p)?.trim().to_string())
@@ -129,14 +137,14 @@ impl<'a> Layers<'a> {
         let size = read("size")?.parse().map_err(|_| Error::Corrupt(format!("bad size of layer {chain}")))?;
         let tar_size =
             read("tar-size")?.parse().map_err(|_| Error::Corrupt(format!("bad tar size of layer {chain}")))?;
-        Ok(Some(Layer {
+        Ok(Layer {
             chain_id: chain.clone(),
             diff_id: Digest::parse(&read("diff")?)?,
             parent,
             size,
             cache_id: read("cache-id")?,
             tar_size,
-        }))
+        })
     }
 
     /// The layer or an error saying the store lacks it.

@@ -145,7 +145,11 @@ fn remove_locked(
 fn save_unless_full(repos: &crate::repositories::Repositories) -> Result<bool> {
     match repos.save() {
         Ok(()) => Ok(false),
-        Err(Error::Io { source, .. }) if source.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) => {
+        Err(Error::Io { source, .. })
+            if [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT]
+                .iter()
+                .any(|e| source.raw_os_error() == Some(e.raw_os_error())) =>
+        {
             Ok(true)
         }
         Err(e) => Err(e),

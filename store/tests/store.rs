@@ -317,3 +317,33 @@ fn hostile_archives_are_refused_and_leave_nothing() {
         assert!(s.repositories().unwrap().all().is_empty(), "{what}: a reference was added");
     }
 }
+
+/// `system check --repair` acts on findings made without a lock: each is
+/// checked again under the publish lock. A config blob found orphaned
+/// whose image is then loaded, and a reference found dangling whose image
+/// then appears, are kept.
+#[test]
+fn repair_checks_each_finding_again() {
+    let (_d, donor) = store("vfs");
+    load_file(&donor, "min/ia-busybox.min.tar").unwrap();
+    let id = donor.images().unwrap()[0].id.clone();
+    let (_d2, s) = store("vfs");
+    // The config blob alone, and a reference to the image, before it is there.
+    s.blobs().put(&donor.blobs().get(&id).unwrap(), Some(&id)).unwrap();
+    let repos = s.root().join("repositories.json");
+    fs::write(&repos, format!(r#"{{"Repositories":{{"x":{{"x:1":"{id}"}}}}}}"#)).unwrap();
+    let found = strata_store::check::check(&s, false).unwrap();
+    let text: Vec<String> = found.iter().map(|f| f.to_string()).collect();
+    assert!(text.iter().any(|t| t.starts_with(&format!("blob {id}"))), "{text:?}");
+    assert!(text.iter().any(|t| t.starts_with("reference x:1")), "{text:?}");
+    // Meanwhile the image arrives, and the reference is written again.
+    load_file(&s, "min/ia-busybox.min.tar").unwrap();
+    let _p = s.publish().unwrap();
+    s.tag(&Reference::parse("x:1").unwrap(), &id).unwrap();
+    drop(_p);
+    let failed = strata_store::check::repair(&s, &found).unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(s.image(&id).is_ok(), "the image lost its config");
+    assert_eq!(s.resolve("x:1").unwrap(), id);
+    assert!(strata_store::check::check(&s, false).unwrap().is_empty());
+}

@@ -114,7 +114,12 @@ pub fn run(s: &Settings, a: ImagesArgs) -> Result<()> {
         if dangling && ((parents.contains(&img.id) && !a.all) || img.meta.build_cache) {
             continue;
         }
-        let size = store.image_size(img)?;
+        let size = match store.image_size(img) {
+            Ok(n) => n,
+            // Removed by an `rmi` while this listing ran: left out.
+            Err(_) if !store.imagedb().exists(&img.id) => continue,
+            Err(e) => return Err(e.into()),
+        };
         let mut names: Vec<(String, String, String)> = Vec::new(); // repo, tag, digest
         for r in &tags {
             let digest = digests.iter().find(|d| d.repo == r.repo).and_then(|d| d.digest.clone());

@@ -85,7 +85,12 @@ pub fn run(s: &Settings, a: DfArgs) -> Result<()> {
         let mut sorted = images.clone();
         sorted.sort_by_key(|i| std::cmp::Reverse(created(i)));
         for img in &sorted {
-            let size = store.image_size(img)?;
+            let size = match store.image_size(img) {
+                Ok(n) => n,
+                // Removed by an `rmi` while this ran: left out.
+                Err(_) if !store.imagedb().exists(&img.id) => continue,
+                Err(e) => return Err(e.into()),
+            };
             let shared: u64 = img
                 .chain_ids()
                 .iter()
