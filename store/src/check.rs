@@ -87,10 +87,7 @@ pub fn check(store: &Store, quick: bool) -> Result<Vec<Finding>> {
     // Containers.
     let table = Containers::new(store.root());
     let containers = table.list()?;
-    let mut driver_refs: BTreeSet<String> = BTreeSet::new();
     for c in &containers {
-        driver_refs.insert(c.layer.clone());
-        driver_refs.extend(c.init_layer.clone());
         if !store.driver().exists(&c.layer) {
             push(
                 format!("container {}", &c.id[..12.min(c.id.len())]),
@@ -120,7 +117,6 @@ pub fn check(store: &Store, quick: bool) -> Result<Vec<Finding>> {
                 continue;
             }
         };
-        driver_refs.insert(l.cache_id.clone());
         if let Some(p) = &l.parent {
             parents.insert(p.clone());
             if !layers.dir_of(p).is_dir() {
@@ -152,12 +148,10 @@ pub fn check(store: &Store, quick: bool) -> Result<Vec<Finding>> {
         }
     }
 
-    // Driver layers and mount records. Layers being staged or removed by a
-    // live process are theirs.
-    driver_refs.extend(staged_driver_layers(store));
+    // Driver layers and mount records.
+    let refs = driver_refs(store)?;
     for id in store.driver().list()? {
-        // `b-*`: the writable layer of a build step in progress.
-        if !driver_refs.contains(&id) && !id.starts_with("b-") {
+        if !refs.contains(&id) && !id.starts_with("b-") {
             push(format!("driver layer {id}"), "nothing refers to it".into(), Repair::DriverLayer(id.clone()));
             continue;
         }
@@ -182,36 +176,30 @@ pub fn check(store: &Store, quick: bool) -> Result<Vec<Finding>> {
     Ok(out)
 }
 
-/// The driver layers of layers being staged or removed (`layers/tmp-*`,
-/// `layers/gone-*`).
-fn staged_driver_layers(store: &Store) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(store.root().join("layers")) else { return Vec::new() };
-    rd.flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("tmp-").or_else(|| name.strip_prefix("gone-")).map(str::to_string)
-        })
-        .collect()
-}
-
-/// Whether a driver layer is referred to now (by a layer, one being staged
-/// or removed, or a container). Call under the publish lock.
-fn driver_layer_in_use(store: &Store, id: &str) -> Result<bool> {
-    if id.starts_with("b-") || staged_driver_layers(store).iter().any(|s| s == id) {
-        return Ok(true);
-    }
+/// The driver layers something refers to: a stored layer, a layer being
+/// staged or removed by a live process (`layers/tmp-*`, `layers/gone-*`),
+/// a container. (`b-*`, a build step's writable layer, is never listed.)
+fn driver_refs(store: &Store) -> Result<BTreeSet<String>> {
+    let mut refs = BTreeSet::new();
     for c in Containers::new(store.root()).list()? {
-        if c.layer == id || c.init_layer.as_deref() == Some(id) {
-            return Ok(true);
-        }
+        refs.insert(c.layer);
+        refs.extend(c.init_layer);
     }
     let layers = store.layers();
     for chain in layers.list()? {
-        if layers.get(&chain).ok().flatten().is_some_and(|l| l.cache_id == id) {
-            return Ok(true);
+        if let Ok(Some(l)) = layers.get(&chain) {
+            refs.insert(l.cache_id);
         }
     }
-    Ok(false)
+    if let Ok(rd) = std::fs::read_dir(store.root().join("layers")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_prefix("tmp-").or_else(|| name.strip_prefix("gone-")) {
+                refs.insert(id.to_string());
+            }
+        }
+    }
+    Ok(refs)
 }
 
 /// Repair what [`check`] found. Returns the findings it could not repair
@@ -230,6 +218,7 @@ pub fn repair(store: &Store, findings: &[Finding]) -> Result<Vec<(Finding, Strin
         let _p = store.publish()?;
         // References to images that are gone are dropped by loading the table.
         let mut repos = store.repositories()?;
+        let refs = driver_refs(store)?;
         for f in findings {
             let r = match &f.repair {
                 Repair::Image(id) => {
@@ -255,7 +244,7 @@ pub fn repair(store: &Store, findings: &[Finding]) -> Result<Vec<(Finding, Strin
                 Repair::Blob(d) if !store.imagedb().exists(d) => store.blobs().remove(d),
                 Repair::Blob(_) => Ok(()),
                 Repair::DriverLayer(id) => {
-                    if !driver_layer_in_use(store, id)? {
+                    if !refs.contains(id) {
                         driver_layers.push((f, id.clone()));
                     }
                     Ok(())

@@ -40,6 +40,22 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
     sync_dir(to.parent().unwrap_or(Path::new(".")))
 }
 
+/// Where to read `rel` from: under `own` if `exists` says so there, else
+/// under the first of `extra` (read-only stores) where it does, else
+/// under `own` (for the caller's "not found").
+pub fn first_found(
+    own: &Path,
+    extra: &[std::path::PathBuf],
+    rel: &str,
+    exists: fn(&Path) -> bool,
+) -> std::path::PathBuf {
+    let mine = own.join(rel);
+    if exists(&mine) {
+        return mine;
+    }
+    extra.iter().map(|d| d.join(rel)).find(|p| exists(p)).unwrap_or(mine)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,11 +104,7 @@ impl Blobs {
 
     /// Read a blob, verifying its digest.
     pub fn get(&self, d: &Digest) -> Result<Vec<u8>> {
-        let own = self.path(d);
-        let p = std::iter::once(own.clone())
-            .chain(self.extra.iter().map(|x| x.join(d.hex())))
-            .find(|p| p.is_file())
-            .unwrap_or(own);
+        let p = crate::fsutil::first_found(&self.dir, &self.extra, d.hex(), Path::is_file);
         let b = fs::read(&p).at("read blob", &p)?;
         let got = Digest::of(&b);
         if got != *d {
@@ -162,12 +158,7 @@ impl ImageDb {
     /// Where image `id`'s metadata is read: here, else in the first
     /// read-only store that has it.
     fn found(&self, id: &Digest) -> PathBuf {
-        let own = self.path(id);
-        if own.is_file() {
-            return own;
-        }
-        let name = format!("{}.json", id.hex());
-        self.extra.iter().map(|d| d.join(&name)).find(|p| p.is_file()).unwrap_or(own)
+        crate::fsutil::first_found(&self.dir, &self.extra, &format!("{}.json", id.hex()), Path::is_file)
     }
 
     /// Whether image `id` exists (here or in a read-only store).

@@ -74,11 +74,7 @@ impl<'a> Layers<'a> {
     /// Where layer `chain` is to be read: this store's directory, else the
     /// first read-only store's that has it (else this store's path).
     fn found(&self, chain: &Digest) -> PathBuf {
-        let own = self.path(chain);
-        if own.is_dir() {
-            return own;
-        }
-        self.extra.iter().map(|d| d.join("sha256").join(chain.hex())).find(|p| p.is_dir()).unwrap_or(own)
+        crate::fsutil::first_found(&self.dir, &self.extra, &format!("sha256/{}", chain.hex()), Path::is_dir)
     }
 
     /// Pin layer `chain` (see [`crate::locks`]); false if it is not stored.

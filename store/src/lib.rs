@@ -205,14 +205,7 @@ impl Store {
     /// Check that the store can be written, before starting work that
     /// would be wasted otherwise; [`Error::ReadOnly`] says why not.
     pub fn check_writable(&self) -> Result<()> {
-        let path = self.root.join("lock");
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map(drop)
-            .map_err(|source| locks::read_only_or_io(&self.root, &path, "open lock", source))
+        locks::open_lock_file(&self.root).map(drop)
     }
 
     /// Pin layer `chain` (see [`locks`]) until this `Store` is dropped, so

@@ -43,25 +43,32 @@ impl PublishLock {
     /// store that cannot be written (read-only filesystem, no permission)
     /// gives [`Error::ReadOnly`].
     pub fn acquire(root: &Path) -> Result<PublishLock> {
-        let path = root.join("lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| read_only_or_io(root, &path, "open lock", source))?;
+        let file = open_lock_file(root)?;
         flock(&file, FlockOperation::LockExclusive).map_err(|e| Error::Io {
             op: "lock",
-            path: path.clone(),
+            path: root.join("lock"),
             source: e.into(),
         })?;
         Ok(PublishLock { _file: file })
     }
 }
 
+/// Open (creating) `<root>/lock` for writing: what every change of the
+/// store needs first, so it also tells whether the store can be written
+/// ([`Error::ReadOnly`] if not).
+pub fn open_lock_file(root: &Path) -> Result<File> {
+    let path = root.join("lock");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| read_only_or_io(root, &path, "open lock", source))
+}
+
 /// Map the errors that mean "this store cannot be written" to
 /// [`Error::ReadOnly`], others to [`Error::Io`].
-pub fn read_only_or_io(root: &Path, path: &Path, op: &'static str, source: std::io::Error) -> Error {
+fn read_only_or_io(root: &Path, path: &Path, op: &'static str, source: std::io::Error) -> Error {
     match Errno::from_io_error(&source) {
         Some(Errno::ROFS | Errno::ACCESS | Errno::PERM) => Error::ReadOnly { root: root.to_path_buf(), source },
         _ => Error::Io { op, path: path.to_path_buf(), source },

@@ -187,19 +187,12 @@ fn pull_with(
 
     // As Docker: an image the store has already needs no layer work (and
     // no per-layer lines).
+    // An image the store has is pinned (an `rmi` meanwhile cannot take its
+    // layers before the references below are set); one removed meanwhile
+    // counts as new.
+    let have = store.imagedb().exists(&image_id) && store.image(&image_id).and_then(|i| store.pin_image(&i)).is_ok();
     let mut missing = Vec::new();
-    if store.imagedb().exists(&image_id) {
-        // Pinned: an `rmi` meanwhile cannot take its layers before the
-        // references below are set (it then counts as a new image).
-        if store.image(&image_id).and_then(|i| store.pin_image(&i)).is_err() {
-            for (i, l) in m.layers.iter().enumerate() {
-                if !layers.pin(&chains[i]) {
-                    events(PullEvent::Layer { id: short(&l.digest), status: "Pulling fs layer", progress: None });
-                    missing.push(i);
-                }
-            }
-        }
-    } else {
+    if !have {
         for (i, l) in m.layers.iter().enumerate() {
             let id = short(&l.digest);
             if layers.pin(&chains[i]) {
